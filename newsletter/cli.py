@@ -1,0 +1,42 @@
+"""The `newsletter` command line. Commands are shims over domain functions.
+
+`main` is a FlaskGroup, so every command runs inside the app context and a `.env`
+file is read first.
+"""
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from newsletter import db
+
+
+def _create_app(*_args) -> Flask:
+    from newsletter import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(name="newsletter", create_app=_create_app, add_default_commands=False,
+                  add_version_option=False, help="Run and operate the Daily Edition service.")
+
+
+@click.group("db", help="The database schema.")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Create or migrate the schema (Alembic).")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    db.upgrade(current_app, revision)
+    click.echo(f"database at {revision}")
+
+
+def init_app(app: Flask) -> None:
+    from newsletter import ingest
+
+    app.cli.add_command(db_group)
+    app.cli.add_command(ingest.ingest_command)

@@ -1,0 +1,74 @@
+"""Configuration: embedded defaults, then NEWSLETTER_* from the environment, then tests'.
+
+Every variable is optional (CONTRACT.md); a value left unset means "use the embedded
+part", which `newsletter dev` starts (an embedded Redis, the mail catcher, the Stripe
+sandbox).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+DEFAULTS = {
+    "DATABASE_URL": None,        # None: SQLite file in the instance folder
+    "REDIS_URL": None,           # None: tasks run nowhere until `newsletter dev` sets one
+    "SMTP_URL": None,            # None: the built-in mail catcher
+    "MAIL_FROM": "Daily Edition <daily@localhost>",
+    "BASE_URL": "http://127.0.0.1:5000",
+    "SECRET_KEY": None,          # None: generated once, kept in the instance folder
+    "STRIPE_SECRET_KEY": None,
+    "STRIPE_WEBHOOK_SECRET": None,
+    "STRIPE_API_BASE": None,
+    "STRIPE_PRICE_ID": None,
+    "PUBLICATION_NAME": "The Daily Edition",
+    "FRONT_PAGE_ARTICLES": 20,
+    "FEED_FETCH_TIMEOUT": 20,    # seconds for one feed URL
+    "FEED_MAX_BYTES": 5_000_000,
+    "FEEDS": [],                 # feed URLs beat polls; JSON list in the environment
+    "FEED_POLL_MINUTES": 15,
+    "MAIL_CATCHER_DIR": None,    # None: instance/mail
+    "INSTANCE_PATH": None,       # None: Flask's instance folder
+}
+
+
+def load(app: Flask, test_config: dict | None) -> None:
+    """Fill app.config in the documented order and make the derived values concrete."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("NEWSLETTER")
+    if test_config:
+        app.config.from_mapping(test_config)
+    if app.config.get("INSTANCE_PATH"):
+        app.instance_path = str(app.config["INSTANCE_PATH"])
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'newsletter.db'}"
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = instance_secret(instance / "secret_key")
+    if not app.config["MAIL_CATCHER_DIR"]:
+        app.config["MAIL_CATCHER_DIR"] = str(instance / "mail")
+    app.config["BASE_URL"] = app.config["BASE_URL"].rstrip("/")
+
+
+def instance_secret(path: Path) -> str:
+    """A random key made once and kept in `path`, so restarts keep sessions and tokens."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    # Write a private file, then link it into place: link() fails when the name exists,
+    # so when gunicorn's workers start together one key wins and the others read it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()

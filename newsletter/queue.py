@@ -1,0 +1,83 @@
+"""Queuing work for the Celery workers, only after the transaction that justifies it commits.
+
+`enqueue(session, "task.name", *ids)` is the one way the domain asks for background
+work: by task name (so the domain never imports workers/) and with ids (never ORM
+objects). The message is published when the session commits and dropped when it rolls
+back, so a worker never looks for a row that is not there yet (warehouse's after-commit
+hook).
+"""
+from __future__ import annotations
+
+from celery import Celery
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from newsletter.redis_url import for_kombu
+
+_PENDING = "newsletter.queue.pending"
+
+# Redis redelivers a task that is not acknowledged within this many seconds. Tasks ack
+# late (after they ran), so this must exceed the longest task; every retry delay and
+# ETA we use stays far below it (Celery's Redis caveats: a countdown longer than this
+# runs the task again and again).
+VISIBILITY_TIMEOUT = 3600
+
+
+def celery_settings(config) -> dict:
+    """Celery settings from the app's configuration; the web and the workers share them."""
+    # Without Redis (a bare `pip install` with nothing running) messages go nowhere
+    # useful; `newsletter dev` and every deployment set NEWSLETTER_REDIS_URL.
+    broker = for_kombu(config["REDIS_URL"]) if config.get("REDIS_URL") else "memory://"
+    transport = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "result_backend": None,
+        "task_ignore_result": True,
+        # Tasks are idempotent: acknowledge after running, so a worker that dies
+        # mid-task leaves the message to be delivered again, one at a time per process.
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "worker_hijack_root_logger": False,
+    }
+
+
+def init_app(app: Flask) -> None:
+    # The producer is made on first use; a worker process replaces it with the full
+    # Celery app of workers/ (workers.celery_app.celery_init_app) before that.
+    app.extensions.setdefault("celery", None)
+
+
+def celery_app(app: Flask | None = None) -> Celery:
+    """The Celery app that publishes our tasks (the worker's own in a worker process)."""
+    app = app or current_app
+    if app.extensions.get("celery") is None:
+        producer = Celery("newsletter", set_as_current=False)
+        producer.conf.update(celery_settings(app.config))
+        app.extensions["celery"] = producer
+    return app.extensions["celery"]
+
+
+def enqueue(session: Session, task_name: str, *args) -> None:
+    """Publish `task_name(*args)` once `session` commits; forget it if it rolls back."""
+    session.info.setdefault(_PENDING, []).append((task_name, args))
+
+
+@event.listens_for(Session, "after_commit")
+def _publish(session: Session) -> None:
+    pending = session.info.pop(_PENDING, [])
+    if pending:
+        celery = celery_app()
+        for name, args in pending:
+            celery.send_task(name, args=list(args))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, _previous) -> None:
+    session.info.pop(_PENDING, None)
