@@ -1,0 +1,113 @@
+"""queue.enqueue: messages reach the real Redis broker only once their transaction commits."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from newsletter import queue
+from newsletter.models import FeedFetch
+from newsletter.redis_url import client
+
+# kombu's Redis transport pushes each message of the default queue onto this list.
+BROKER_LIST = "celery"
+
+
+@pytest.fixture
+def broker(redis_url):
+    """The test's Redis, as the workers see it."""
+    r = client(redis_url)
+    yield r
+    r.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_producer(app):
+    yield
+    if app.extensions.get("celery") is not None:
+        app.extensions["celery"].close()
+
+
+def published(broker) -> list[tuple[str, list]]:
+    """(task name, args) of every message waiting in the broker, oldest first."""
+    messages = []
+    for raw in reversed(broker.lrange(BROKER_LIST, 0, -1)):  # LPUSH: newest first
+        envelope = json.loads(raw)
+        assert envelope["content-type"] == "application/json"
+        assert envelope["properties"]["body_encoding"] == "base64"
+        args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+        assert kwargs == {}
+        messages.append((envelope["headers"]["task"], args))
+    return messages
+
+
+def test_nothing_is_published_before_commit(session, broker):
+    session.add(FeedFetch(url="https://wire.example.org/rss"))
+    session.flush()
+
+    queue.enqueue(session, "feeds.fetch", 1)
+
+    assert published(broker) == []
+
+
+def test_commit_publishes_the_task_with_its_arguments(session, broker):
+    fetch = FeedFetch(url="https://wire.example.org/rss")
+    session.add(fetch)
+    session.flush()
+    queue.enqueue(session, "feeds.fetch", fetch.id)
+    queue.enqueue(session, "feeds.poll")
+
+    session.commit()
+
+    assert published(broker) == [("feeds.fetch", [fetch.id]), ("feeds.poll", [])]
+
+
+def test_rollback_publishes_nothing(session, broker):
+    session.add(FeedFetch(url="https://wire.example.org/rss"))
+    session.flush()
+    queue.enqueue(session, "feeds.fetch", 1)
+
+    session.rollback()
+    session.commit()
+
+    assert published(broker) == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Session.rollback() before the transaction has begun (no query yet) fires no "
+    "after_soft_rollback, so the work stays pending and the next commit publishes it"))
+def test_work_queued_before_any_query_is_dropped_by_rollback(session, broker):
+    queue.enqueue(session, "feeds.fetch", 1)
+    session.rollback()
+    queue.enqueue(session, "feeds.fetch", 2)
+
+    session.commit()
+
+    assert published(broker) == [("feeds.fetch", [2])]
+
+
+def test_each_commit_publishes_only_its_own_work(session, broker):
+    queue.enqueue(session, "feeds.fetch", 1)
+    session.commit()
+    session.commit()
+    queue.enqueue(session, "feeds.fetch", 2)
+    session.commit()
+
+    assert published(broker) == [("feeds.fetch", [1]), ("feeds.fetch", [2])]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "queue._forget runs on every soft rollback, a savepoint's too, and drops all "
+    "pending work of the enclosing transaction"))
+def test_a_rolled_back_savepoint_drops_only_its_own_work(session, broker):
+    queue.enqueue(session, "feeds.fetch", 1)
+    with pytest.raises(LookupError):
+        with session.begin_nested():
+            queue.enqueue(session, "feeds.fetch", 2)
+            raise LookupError("say, a duplicate that the caller handles")
+
+    session.commit()
+
+    assert published(broker) == [("feeds.fetch", [1])]
+
