@@ -20,6 +20,7 @@ class SmtpServer:
         from aiosmtpd.controller import Controller
 
         self.messages: list[tuple[str, email.message.EmailMessage]] = []
+        self.peers: list[tuple] = []  # the client address of each message: which connection
         self.lock = threading.Lock()
         self.fault = None  # callable(recipient) -> "4xx ..." | "5xx ..." | None
         self.port = free_port()
@@ -44,7 +45,9 @@ class SmtpServer:
         return self.to(address)
 
     def stop(self) -> None:
-        self.controller.stop()
+        # A test may stop it early (a dropped connection); the fixture stops it again.
+        if self.controller.loop.is_running():
+            self.controller.stop()
 
 
 class _Handler:
@@ -61,6 +64,7 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=policy.default)
         with self.server.lock:
+            self.server.peers.append(session.peer)
             for rcpt in envelope.rcpt_tos:
                 self.server.messages.append((rcpt.lower(), msg))
         return "250 Message accepted"

@@ -1,0 +1,180 @@
+"""The mail catcher: its SMTP server, its reader and the /dev/mail pages, all real."""
+from __future__ import annotations
+
+import smtplib
+import socket
+from email.message import EmailMessage
+
+import pytest
+
+from newsletter import create_app, mail, mailcatcher
+
+
+def message(to="reader@example.org", subject="Your sign-up", html="<p>Hello <b>there</b></p>"):
+    msg = EmailMessage()
+    msg["From"] = "Daily Edition <daily@localhost>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content("Confirm here: http://newsletter.test/newsletter/confirm/abc\n")
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    return msg
+
+
+@pytest.fixture
+def catcher(tmp_path):
+    with mailcatcher.CatcherSmtpServer(tmp_path / "caught") as server:
+        yield server
+
+
+def smtp_send(server: mailcatcher.CatcherSmtpServer, msg: EmailMessage) -> None:
+    with smtplib.SMTP(server.host, server.port, timeout=10) as client:
+        client.send_message(msg)
+
+
+@pytest.fixture
+def catcher_app(app_config, catcher):
+    """The app as `newsletter dev` runs it without NEWSLETTER_SMTP_URL."""
+    return create_app(app_config | {"SMTP_URL": None, "MAIL_CATCHER_DIR": str(catcher.directory)})
+
+
+# ---------------------------------------------------------------- the SMTP server
+
+def test_the_server_stores_what_it_accepts(catcher):
+    smtp_send(catcher, message(to="ann@example.org", subject="One"))
+    smtp_send(catcher, message(to="bob@example.org", subject="Two"))
+    listed = mailcatcher.list_messages(catcher.directory)
+    assert [(m.to, m.subject) for m in listed] == [("bob@example.org", "Two"), ("ann@example.org", "One")]
+    assert listed[0].mail_from == "Daily Edition <daily@localhost>"
+    assert listed[0].date.tzinfo is not None
+    assert [p.suffix for p in catcher.directory.iterdir()] == [".eml", ".eml"]
+
+
+def test_the_server_keeps_the_envelope(catcher):
+    with smtplib.SMTP(catcher.host, catcher.port, timeout=10) as client:
+        client.send_message(message(), to_addrs=["reader@example.org", "blind@example.org"])
+    [summary] = mailcatcher.list_messages(catcher.directory)
+    headers = dict(mailcatcher.read_message(catcher.directory, summary.id).headers)
+    assert headers["X-Catcher-Rcpt-To"] == "reader@example.org, blind@example.org"
+    assert headers["X-Catcher-Mail-From"] == "daily@localhost"
+
+
+def test_smtp_sender_and_the_catcher_server_meet(catcher):
+    with mail.SmtpSender(mail.parse_smtp_url(catcher.url)) as sender:
+        for n in range(3):
+            sender.send(message(subject=f"n{n}"))
+    assert [m.subject for m in mailcatcher.list_messages(catcher.directory)] == ["n2", "n1", "n0"]
+
+
+def test_the_server_listens_on_loopback_only_and_stops(tmp_path):
+    server = mailcatcher.CatcherSmtpServer(tmp_path).start()
+    assert server.url == f"smtp://127.0.0.1:{server.port}"
+    server.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+# ---------------------------------------------------------------- the reader
+
+def test_read_message_gives_headers_text_and_html(catcher):
+    smtp_send(catcher, message(subject="Parts"))
+    [summary] = mailcatcher.list_messages(catcher.directory)
+    caught = mailcatcher.read_message(catcher.directory, summary.id)
+    assert caught.text == "Confirm here: http://newsletter.test/newsletter/confirm/abc\n"
+    assert caught.html.strip() == "<p>Hello <b>there</b></p>"
+    assert ("Subject", "Parts") in caught.headers
+    assert caught.size > 0
+
+
+def test_a_text_only_message_has_no_html(catcher):
+    smtp_send(catcher, message(html=None))
+    [summary] = mailcatcher.list_messages(catcher.directory)
+    caught = mailcatcher.read_message(catcher.directory, summary.id)
+    assert caught.html is None and caught.text.startswith("Confirm here")
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "nope", "20240101T000000000000Z-zzzzzzzz", ""])
+def test_unknown_ids_are_not_found(tmp_path, bad_id):
+    with pytest.raises(mailcatcher.MessageNotFound):
+        mailcatcher.read_message(tmp_path, bad_id)
+
+
+def test_an_absent_folder_lists_nothing(tmp_path):
+    assert mailcatcher.list_messages(tmp_path / "never-made") == []
+
+
+def test_the_list_has_a_limit(tmp_path):
+    with mail.CatcherSender(tmp_path) as sender:
+        for n in range(5):
+            sender.send(message(subject=f"n{n}"))
+    assert [m.subject for m in mailcatcher.list_messages(tmp_path, limit=2)] == ["n4", "n3"]
+
+
+# ---------------------------------------------------------------- /dev/mail
+
+def test_caught_mail_shows_on_the_pages(catcher, catcher_app):
+    smtp_send(catcher, message(to="ann@example.org", subject="Confirm your <sign-up>",
+                               html='<p onclick="x()">Hi &amp; "welcome"</p><script>alert(1)</script>'))
+    client = catcher_app.test_client()
+
+    listing = client.get("/dev/mail")
+    assert listing.status_code == 200
+    page = listing.get_data(as_text=True)
+    assert "ann@example.org" in page and "Confirm your &lt;sign-up&gt;" in page
+    [summary] = mailcatcher.list_messages(catcher.directory)
+    assert f"/dev/mail/{summary.id}" in page
+
+    shown = client.get(f"/dev/mail/{summary.id}")
+    assert shown.status_code == 200
+    body = shown.get_data(as_text=True)
+    assert "Confirm your &lt;sign-up&gt;" in body
+    assert '<a href="http://newsletter.test/newsletter/confirm/abc"' in body  # the text part, linked
+    assert "<script>alert(1)</script>" not in body  # the HTML part is not in the page itself
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in body
+    assert f'src="/dev/mail/{summary.id}/html"' in body
+
+
+def test_the_html_part_has_its_own_strict_policy(catcher, catcher_app):
+    smtp_send(catcher, message(html="<p>Hi</p><script>alert(1)</script>"))
+    [summary] = mailcatcher.list_messages(catcher.directory)
+    response = catcher_app.test_client().get(f"/dev/mail/{summary.id}/html")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "<script>alert(1)</script>" in response.get_data(as_text=True)  # as sent, but inert:
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "sandbox" in policy and "script-src" not in policy
+    assert "frame-ancestors 'self'" in policy
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_the_source_is_plain_text(catcher, catcher_app):
+    smtp_send(catcher, message(subject="Source"))
+    [summary] = mailcatcher.list_messages(catcher.directory)
+    response = catcher_app.test_client().get(f"/dev/mail/{summary.id}/raw")
+    assert response.mimetype == "text/plain"
+    assert b"Subject: Source" in response.data
+
+
+def test_unknown_messages_are_404(catcher_app):
+    client = catcher_app.test_client()
+    for path in ("/dev/mail/nope", "/dev/mail/20240101T000000000000Z-0000abcd",
+                 "/dev/mail/20240101T000000000000Z-0000abcd/html", "/dev/mail/..%2F..%2Fsecret/raw"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_an_empty_catcher_says_so(catcher_app):
+    response = catcher_app.test_client().get("/dev/mail")
+    assert response.status_code == 200
+    assert "No mail caught yet" in response.get_data(as_text=True)
+
+
+def test_the_pages_are_404_when_smtp_is_configured(client):
+    assert client.get("/dev/mail").status_code == 404
+
+
+def test_the_pages_stay_when_the_dev_stack_points_smtp_at_the_catcher(app_config, catcher):
+    app = create_app(app_config | {"SMTP_URL": catcher.url, "MAIL_CATCHER": 1,
+                                   "MAIL_CATCHER_DIR": str(catcher.directory)})
+    smtp_send(catcher, message(subject="Through the stack"))
+    response = app.test_client().get("/dev/mail")
+    assert response.status_code == 200
+    assert "Through the stack" in response.get_data(as_text=True)
