@@ -12,8 +12,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import StatementError
 
-from newsletter import db
+from newsletter import create_app, db
 from newsletter.models import Article
+from tests.factories import make_article
 
 
 @pytest.fixture
@@ -37,11 +38,15 @@ def empty_database_url(tmp_path):
 
 @pytest.fixture
 def empty_app(app_config, empty_database_url):
-    from newsletter import create_app
-
     app = create_app(app_config | {"DATABASE_URL": empty_database_url})
     yield app
     db.engine(app).dispose()
+
+
+def _head() -> str:
+    heads = ScriptDirectory.from_config(db.alembic_config()).get_heads()
+    assert len(heads) == 1, f"migrations must form one line of history, not {heads}"
+    return heads[0]
 
 
 def _current_revision(app) -> str | None:
@@ -50,14 +55,12 @@ def _current_revision(app) -> str | None:
 
 
 def test_upgrade_migrates_an_empty_database_to_head(empty_app):
-    heads = ScriptDirectory.from_config(db.alembic_config()).get_heads()
     assert _current_revision(empty_app) is None
 
     result = empty_app.test_cli_runner().invoke(args=["db", "upgrade"])
 
     assert result.exit_code == 0, result.output
-    assert len(heads) == 1, "migrations must form one line of history"
-    assert _current_revision(empty_app) == heads[0]
+    assert _current_revision(empty_app) == _head()
     tables = set(sa.inspect(db.engine(empty_app)).get_table_names())
     assert set(db.Base.metadata.tables) <= tables
 
@@ -66,8 +69,7 @@ def test_upgrade_twice_changes_nothing(empty_app):
     db.upgrade(empty_app)
     db.upgrade(empty_app)
 
-    assert _current_revision(empty_app) == \
-        ScriptDirectory.from_config(db.alembic_config()).get_heads()[0]
+    assert _current_revision(empty_app) == _head()
 
 
 def test_migrations_match_the_models(empty_app):
@@ -85,26 +87,16 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
     engine = db.make_engine(f"sqlite:///{tmp_path / 'wal.db'}")
     try:
         with engine.connect() as connection:
-            pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
-            assert pragma("journal_mode") == "wal"
-            assert pragma("foreign_keys") == 1
-            assert pragma("synchronous") == 1  # NORMAL
+            pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                       for name in ("journal_mode", "foreign_keys", "synchronous")}
+        assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 1}  # NORMAL
     finally:
         engine.dispose()
 
 
-def _article(**overrides) -> Article:
-    values = dict(source_key=f"test:{uuid.uuid4()}", slug=f"story-{uuid.uuid4().hex[:8]}",
-                  headline="Harbour reopens", byline="", section="", tags=[], access="public",
-                  url="", body=[], notes=[])
-    return Article(**(values | overrides))
-
-
 def test_naive_datetimes_are_refused(session):
-    session.add(_article(published_at=datetime(2026, 11, 25, 9, 30)))
-
     with pytest.raises(StatementError) as raised:
-        session.flush()
+        make_article(session, published_at=datetime(2026, 11, 25, 9, 30))
 
     assert isinstance(raised.value.orig, ValueError)
     assert "naive datetime" in str(raised.value.orig)
@@ -112,8 +104,7 @@ def test_naive_datetimes_are_refused(session):
 
 def test_aware_datetimes_come_back_as_utc(app, session):
     oslo_morning = datetime(2026, 11, 25, 9, 30, tzinfo=timezone(timedelta(hours=1)))
-    article = _article(published_at=oslo_morning)
-    session.add(article)
+    article = make_article(session, published_at=oslo_morning)
     session.commit()
 
     with app.app_context():
@@ -129,8 +120,7 @@ def test_aware_datetimes_come_back_as_utc(app, session):
 def test_aware_datetimes_come_back_as_utc_whatever_the_servers_zone(app, session, request):
     # A PostgreSQL server set up in a newsroom's own zone hands timestamptz values back
     # in that zone; SQLite keeps none, so there this reads back as above.
-    article = _article(published_at=datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc))
-    session.add(article)
+    article = make_article(session, published_at=datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc))
     session.commit()
     engine = db.engine(app)
     if engine.dialect.name == "postgresql":
