@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import http.client
 import json
-from html.parser import HTMLParser
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import feedparser
@@ -21,8 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter import articles, queue
-from newsletter import seedformat
+from newsletter import articles, queue, seedformat
 from newsletter.models import FeedFetch, utcnow
 from newsletter.seedformat import InvalidArticle, ParsedArticle, article_from_blocks, shorten
 
@@ -42,6 +41,8 @@ class FetchNotFound(LookupError):
 
 @dataclass
 class FeedResult:
+    """What ingesting one feed gave: the stored articles' slugs, one line per bad entry."""
+
     slugs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -87,10 +88,12 @@ def run_fetch(session: Session, fetch_id: int) -> FeedFetch:
     config = current_app.config
     try:
         data = download(fetch.url, config["FEED_FETCH_TIMEOUT"], config["FEED_MAX_BYTES"])
-        result, fetch.state = ingest_feed(session, data), "done"
+        result = ingest_feed(session, data)
     except FeedError as exc:
-        result, fetch.state = FeedResult(errors=[str(exc)]), "failed"
-    fetch.slugs, fetch.errors, fetch.finished_at = result.slugs, result.errors, utcnow()
+        fetch.state, fetch.errors, fetch.slugs = "failed", [str(exc)], []
+    else:
+        fetch.state, fetch.errors, fetch.slugs = "done", result.errors, result.slugs
+    fetch.finished_at = utcnow()
     session.flush()
     return fetch
 

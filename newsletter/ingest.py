@@ -82,12 +82,14 @@ def is_feed(path: Path, data: bytes) -> bool:
 
 
 def feed_outcomes(source: str, slugs: list[str], errors: list[str]) -> list[Outcome]:
+    """Outcomes of one feed: its slugs, then its entries' errors."""
     return [Outcome(source, slug=s) for s in slugs] + [Outcome(source, error=e) for e in errors]
 
 
 # ---------------------------------------------------------------- URLs, fetched by workers
 
 def is_url(source: str) -> bool:
+    """True for an absolute http(s) URL, which a worker fetches."""
     parts = urlsplit(source)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
@@ -112,7 +114,10 @@ def fetch_outcomes(session: Session, fetches: list[tuple[int, str]], timeout: fl
 
 
 def wait_for_fetch(session: Session, fetch_id: int, deadline: float) -> FeedFetch | None:
-    """The finished FeedFetch row, or None when `deadline` (monotonic) passes first."""
+    """The finished FeedFetch row, or None when `deadline` (monotonic) passes first.
+
+    Each look ends the session's transaction, so call it after committing your own work.
+    """
     while True:
         # End the read transaction each time: SQLite would keep showing its old snapshot.
         session.rollback()

@@ -44,6 +44,8 @@ SIGN_OFF = _whole(r"(?:thank you|thanks|many thanks|with (?:thanks|gratitude)|si
 
 @dataclass(frozen=True)
 class PromoBox:
+    """One kind of box: how its first paragraph reads and how it ends (see above)."""
+
     name: str
     start: re.Pattern
     follow: re.Pattern | None = None
@@ -73,7 +75,8 @@ PROMO_BOXES = (
         r".{0,60}\bplease consider (?:joining|supporting|becoming|donating|contributing|"
         r"subscribing)\b(?=.*" + APPEAL_WORDS.pattern + r").*",
         r"become a (?:member|supporter|subscriber|patron)\b.{0,120}",
-        r"join (?:our|the) .{0,60}?\b(?:community|members|membership|supporters)\b.{0,80}"),
+        r"join (?:us|our .{0,60}?\b(?:community|members|membership|supporters))\b.{0,80}",
+        r"join the .{0,60} community[.!]?"),
         signed=True),
 )
 

@@ -184,10 +184,12 @@ def _caption_block(line: str) -> dict:
 
 
 def paragraph(text: str) -> dict:
+    """A paragraph block."""
     return {"type": "paragraph", "text": text}
 
 
 def image(caption: str, credit: str) -> dict:
+    """A photo caption block: the caption and its credit, without parentheses."""
     return {"type": "image", "caption": caption, "credit": credit}
 
 
@@ -212,6 +214,7 @@ def derive_headline(blocks: list[dict]) -> str:
 
 
 def first_sentence(text: str) -> str:
+    """`text` up to its first sentence end, without a closing full stop."""
     end = _SENTENCE_END.search(text)
     sentence = text[:end.end()] if end else text
     # Headlines carry no full stop, but keep "?", "!" and an ellipsis.

@@ -246,6 +246,7 @@ def test_appeal_after_front_matter_and_empty_lines():
      "Members read ad-free."],
     ["Become a member today and read ad-free."],
     ["Join our community of supporters", "Thanks,", "The editors"],
+    ["Join The Times of Israel Community", "For as little as $6 a month you become a partner."],
     ["Please consider supporting our independent journalism with a donation."],
 ])
 def test_generic_promo_boxes_go(box):
@@ -261,6 +262,8 @@ def test_generic_promo_boxes_go(box):
     "“Please consider supporting the ceasefire,” the minister told reporters.",
     "The union asked members to support the strike, and thanked the community.",
     "Thank you, the president said, before leaving the stage.",
+    "Join the community meeting on Tuesday at 7 pm, organizers said.",
+    "Get the kids to school early on Monday, the city told parents in its newsletter.",
 ])
 def test_story_paragraphs_that_mention_newsletters_stay(paragraph):
     article = parse(story(STORY[0], paragraph, STORY[1]))
