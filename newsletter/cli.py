@@ -35,8 +35,24 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@click.command("dev", help="Run the web server, a worker and beat in this terminal, on embedded "
+                      "Redis and the mail catcher unless NEWSLETTER_REDIS_URL / SMTP_URL are set.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the web server listens on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@with_appcontext
+def dev_command(host: str, port: int) -> None:
+    from newsletter import devstack
+
+    try:
+        status = devstack.run(current_app._get_current_object(), host, port)
+    except devstack.DevStackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    raise SystemExit(status)
+
+
 def init_app(app: Flask) -> None:
     from newsletter import ingest
 
     app.cli.add_command(db_group)
     app.cli.add_command(ingest.ingest_command)
+    app.cli.add_command(dev_command)
