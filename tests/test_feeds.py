@@ -165,9 +165,10 @@ def test_run_fetch_twice_is_harmless(session, feed_server):
     (lambda s: s.route("/moved", b"", status=302, headers={"Location": "file:///etc/passwd"}),
      "HTTP 302"),
     (lambda s: f"http://127.0.0.1:{closed_port()}/feed", "cannot reach 127.0.0.1:"),
+    (lambda s: s.route("/slow", RSS, delay=2), "no answer from 127.0.0.1:"),
 ])
 def test_run_fetch_failures_are_one_line_on_the_row(app, session, feed_server, setup, message):
-    app.config["FEED_MAX_BYTES"] = 1000
+    app.config.update(FEED_MAX_BYTES=1000, FEED_FETCH_TIMEOUT=0.5)
     fetch = feeds.run_fetch(session, fetch_row(session, setup(feed_server)).id)
     assert fetch.state == "failed" and fetch.slugs == []
     assert len(fetch.errors) == 1 and message in fetch.errors[0] and "\n" not in fetch.errors[0]

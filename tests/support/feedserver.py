@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -14,16 +15,18 @@ def closed_port() -> int:
 
 
 class FeedServer:
-    """Answers GET `path` with what `route(path, body, status=200, headers=…)` set."""
+    """Answers GET `path` with what `route(path, body, status, headers, delay)` set."""
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, dict, bytes]] = {}
+        self.delays: dict[str, float] = {}
         self.requests: list[str] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests.append(self.path)
+                time.sleep(server.delays.get(self.path, 0))
                 status, headers, body = server.routes.get(self.path, (404, {}, b"not found"))
                 self.send_response(status)
                 for name, value in ({"Content-Length": str(len(body))} | headers).items():
@@ -38,8 +41,10 @@ class FeedServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def route(self, path: str, body: bytes, status: int = 200, headers: dict | None = None) -> str:
+    def route(self, path: str, body: bytes, status: int = 200, headers: dict | None = None,
+              delay: float = 0) -> str:
         self.routes[path] = (status, headers or {"Content-Type": "application/rss+xml"}, body)
+        self.delays[path] = delay
         return self.url(path)
 
     def url(self, path: str) -> str:
