@@ -25,7 +25,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from newsletter import articles, db, resources
+from newsletter import articles, db, ingest, resources
 from newsletter.mailcatcher import CatcherSmtpServer
 
 STOP_SECONDS = 15        # what children get after SIGTERM before SIGKILL
@@ -52,7 +52,9 @@ def run(app: Flask, host: str = "127.0.0.1", port: int = 5000, out=None) -> int:
                 supervisor.start(name, argv, env)
         if supervisor.wait_for_port(host, port, WEB_READY_SECONDS):
             console.banner(app, site_url(host, port), services)
-        return supervisor.watch()
+        status = supervisor.watch()
+    console.say("dev", "everything stopped" if status == 0 else "everything stopped after a failure")
+    return status
 
 
 # ---------------------------------------------------------------- embedded services
@@ -147,21 +149,10 @@ def prepare_database(app: Flask, console: Console) -> None:
         session = db.session()
         if articles.latest(session, limit=1):
             return
-        ingest_path = seed_ingester()
-        if ingest_path is None:
-            console.say("dev", "seeds not loaded: newsletter.ingest has no ingest_path() yet")
-            return
-        outcomes = ingest_path(session, resources.seeds_dir())
+        outcomes = ingest.ingest_path(session, resources.seeds_dir())
         session.commit()
     for outcome in outcomes:
         console.say("dev", f"seed {outcome.slug or 'FAILED'}: {outcome.error or outcome.source}")
-
-
-def seed_ingester():
-    """`ingest.ingest_path(session, path) -> [Outcome]`, or None before it exists."""
-    from newsletter import ingest
-
-    return getattr(ingest, "ingest_path", None)
 
 
 # ---------------------------------------------------------------- the children
