@@ -30,6 +30,7 @@ DEFAULTS = {
     "FEEDS": [],                 # feed URLs beat polls; JSON list in the environment
     "FEED_POLL_MINUTES": 15,
     "MAIL_CATCHER_DIR": None,    # None: instance/mail
+    "MAIL_CATCHER": False,       # True: SMTP_URL is the catcher's own server (`newsletter dev` sets it)
     "INSTANCE_PATH": None,       # None: Flask's instance folder
 }
 
