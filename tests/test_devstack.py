@@ -1,6 +1,7 @@
 """`newsletter dev`: the real command in a fresh instance folder, and the parts it is built from."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
@@ -223,7 +225,7 @@ def test_the_catcher_server_in_the_stack_stores_in_the_apps_folder(tmp_path):
     app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "x",
                       "REDIS_URL": "redis://127.0.0.1:1/0", "SMTP_URL": None})
     console = devstack.Console(io.StringIO())
-    with devstack.contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         env = devstack.start_services(app, stack, console)
         assert set(env) == {"NEWSLETTER_SMTP_URL", "NEWSLETTER_MAIL_CATCHER"}
         send_mail(env["NEWSLETTER_SMTP_URL"], "kept")
