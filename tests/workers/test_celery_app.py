@@ -8,7 +8,7 @@ import time
 import pytest
 from flask import current_app, has_app_context
 
-from newsletter import db, feeds, queue
+from newsletter import db, queue
 from newsletter.models import Article, FeedFetch
 from newsletter.redis_url import client, for_kombu
 from workers.celery_app import celery_init_app
@@ -119,8 +119,6 @@ def _wait_for_fetch(app, fetch_id: int, timeout: float = 60) -> FeedFetch:
 
 @pytest.mark.slow
 def test_a_real_worker_runs_a_task_queued_after_commit(app, worker, feed_url, redis_url):
-    if not hasattr(feeds, "run_fetch"):
-        pytest.skip("newsletter.feeds.run_fetch is not built yet (the feeds.fetch task needs it)")
     proc = worker(concurrency=1)
     with app.app_context():
         session = db.session()
