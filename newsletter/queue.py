@@ -66,7 +66,12 @@ def celery_app(app: Flask | None = None) -> Celery:
 
 def enqueue(session: Session, task_name: str, *args) -> None:
     """Publish `task_name(*args)` once `session` commits; forget it if it rolls back."""
-    session.info.setdefault(_PENDING, []).append((task_name, args))
+    if not session.in_transaction():
+        # Begin now, so a rollback before the first query still has a transaction to
+        # end, and so the work belongs to one.
+        session.begin()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((transaction, task_name, args))
 
 
 @event.listens_for(Session, "after_commit")
@@ -74,10 +79,22 @@ def _publish(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
     if pending:
         celery = celery_app()
-        for name, args in pending:
+        for _transaction, name, args in pending:
             celery.send_task(name, args=list(args))
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget(session: Session, _previous) -> None:
-    session.info.pop(_PENDING, None)
+def _forget(session: Session, rolled_back) -> None:
+    # A savepoint's rollback drops only the work queued inside it; the work of the
+    # enclosing transaction still waits for its commit.
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [p for p in pending if not _inside(p[0], rolled_back)]
+
+
+def _inside(transaction, ancestor) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False

@@ -117,17 +117,12 @@ def test_aware_datetimes_come_back_as_utc(app, session):
     assert created.utcoffset() == timedelta(0)
 
 
-def test_aware_datetimes_come_back_as_utc_whatever_the_servers_zone(app, session, request):
+def test_aware_datetimes_come_back_as_utc_whatever_the_servers_zone(app, session):
     # A PostgreSQL server set up in a newsroom's own zone hands timestamptz values back
     # in that zone; SQLite keeps none, so there this reads back as above.
     article = make_article(session, published_at=datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc))
     session.commit()
     engine = db.engine(app)
-    if engine.dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "UTCDateTime.process_result_value passes aware values through in the "
-            "server's zone; it should return value.astimezone(timezone.utc)")))
-
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             connection.exec_driver_sql("SET LOCAL TIME ZONE 'Europe/Oslo'")

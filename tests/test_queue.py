@@ -74,9 +74,6 @@ def test_rollback_publishes_nothing(session, broker):
     assert published(broker) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Session.rollback() before the transaction has begun (no query yet) fires no "
-    "after_soft_rollback, so the work stays pending and the next commit publishes it"))
 def test_work_queued_before_any_query_is_dropped_by_rollback(session, broker):
     queue.enqueue(session, "feeds.fetch", 1)
     session.rollback()
@@ -97,9 +94,6 @@ def test_each_commit_publishes_only_its_own_work(session, broker):
     assert published(broker) == [("feeds.fetch", [1]), ("feeds.fetch", [2])]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "queue._forget runs on every soft rollback, a savepoint's too, and drops all "
-    "pending work of the enclosing transaction"))
 def test_a_rolled_back_savepoint_drops_only_its_own_work(session, broker):
     queue.enqueue(session, "feeds.fetch", 1)
     with pytest.raises(LookupError):
