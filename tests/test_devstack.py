@@ -20,12 +20,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import articles, create_app, db, devstack, mailcatcher
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from newsletter.mailcatcher import free_port
 
 
 def processes_mentioning(folder: str) -> dict[int, str]:

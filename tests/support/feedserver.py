@@ -1,17 +1,11 @@
 """A real HTTP server on loopback (http.server in a thread) that serves canned answers."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from newsletter.mailcatcher import free_port as closed_port  # bound, then released: nothing listens
 
 
 class FeedServer:

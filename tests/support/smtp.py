@@ -2,17 +2,11 @@
 from __future__ import annotations
 
 import email
-import socket
 import threading
 import time
 from email import policy
 
-
-def free_port() -> int:
-    # aiosmtpd's Controller cannot take port 0 (its readiness check connects to it).
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from newsletter.mailcatcher import free_port
 
 
 class SmtpServer:
