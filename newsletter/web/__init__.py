@@ -21,12 +21,13 @@ SECURITY_HEADERS = {
 
 
 def init_app(app: Flask) -> None:
-    from newsletter.web import api, assets, devmail, errors, reader
+    from newsletter.web import api, assets, devmail, errors, health, reader
 
     app.register_blueprint(reader.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(assets.bp)
     app.register_blueprint(devmail.bp)
+    app.register_blueprint(health.bp)
     app.add_template_global(assets.asset_url)
     errors.init_app(app)
     app.after_request(security_headers)
