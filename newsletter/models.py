@@ -1,9 +1,11 @@
 """Tables. Plain mapped classes: no behaviour, no commits; the domain modules own logic."""
 from __future__ import annotations
 
+from datetime import date as date_type
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base
@@ -194,3 +196,63 @@ class OperatorToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# ---------------------------------------------------------------- editions and delivery
+
+class Edition(Base):
+    """One issue of the Daily Edition: a date, ordered stories, a subject and a preheader.
+
+    `version` grows with every change to what recipients get; a send in progress picks
+    up the new version for the recipients it has not reached yet.
+    """
+
+    __tablename__ = "editions"
+    STATES = ("draft", "sending", "paused", "cancelled", "sent")
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    date: Mapped[date_type] = mapped_column(Date, index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    intro: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(20), default="draft", index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    send_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EditionArticle(Base):
+    """A story in an edition, at its position; pulled stories are removed from this table."""
+
+    __tablename__ = "edition_articles"
+    __table_args__ = (UniqueConstraint("edition_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    edition_id: Mapped[int] = mapped_column(Integer, ForeignKey("editions.id", ondelete="CASCADE"), index=True)
+    article_id: Mapped[int] = mapped_column(Integer, ForeignKey("articles.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Delivery(Base):
+    """The ledger: one row per (edition, subscriber) planned, and what became of it.
+
+    state: pending (not yet accepted by the SMTP server), sent (250 received), failed
+    (permanent refusal, or retries exhausted), skipped (unsubscribed, paused or suppressed
+    by the time the send reached them).
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("edition_id", "subscriber_id"),
+                      Index("ix_deliveries_edition_id_state", "edition_id", "state"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    edition_id: Mapped[int] = mapped_column(Integer, ForeignKey("editions.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
