@@ -32,6 +32,21 @@ DEFAULTS = {
     "MAIL_CATCHER_DIR": None,    # None: instance/mail
     "MAIL_CATCHER": False,       # True: SMTP_URL is the catcher's own server (`newsletter dev` sets it)
     "INSTANCE_PATH": None,       # None: Flask's instance folder
+    # Delivery of editions (newsletter.delivery, docs/delivery.md). Seconds unless named.
+    "SEND_RATE": 0,              # messages per second across every worker; 0: no limit
+    "SEND_BURST": 0,             # tokens the shared bucket holds; 0: one second's worth
+    "SEND_BATCH_SIZE": 500,      # deliveries per batch task (one SMTP connection each)
+    "SEND_PLAN_CHUNK": 20_000,   # subscriber ids per INSERT … SELECT when planning
+    "SEND_MAX_ATTEMPTS": 8,      # transient failures (4xx, dropped connection) before failed
+    "SEND_RETRY_BASE": 30,       # first retry delay; doubles per attempt, with jitter
+    "SEND_RETRY_MAX": 300,       # longest retry delay (far below queue.VISIBILITY_TIMEOUT)
+    "SEND_LEASE": 120,           # a running batch's claim; renewed while it runs, so a dead
+                                 # worker's rows are taken over this long after it died
+    "SEND_QUEUE_GRACE": 900,     # a queued batch's reservation: its rows are queued again
+                                 # when no worker took them up within this time
+    "SEND_PLAN_GRACE": 300,      # a send not planned this long after its start is planned again
+    "SEND_SWEEP_SECONDS": 60,    # how often beat runs the sweeper
+    "LIST_ID": None,             # None: "<daily.DOMAIN OF MAIL_FROM>"
 }
 
 

@@ -77,6 +77,7 @@ class Sender(Protocol):
     def __enter__(self) -> Sender: ...
     def __exit__(self, *exc) -> None: ...
     def send(self, msg: EmailMessage) -> None: ...
+    def send_bytes(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> None: ...
     def close(self) -> None: ...
 
 
@@ -200,9 +201,16 @@ class SmtpSender:
 
     def send(self, msg: EmailMessage) -> None:
         """Deliver `msg` to the server, or raise TransientSendError / PermanentSendError."""
+        self._attempt(lambda smtp: smtp.send_message(msg))
+
+    def send_bytes(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
+        """Deliver a serialized message (CRLF or LF lines) to `rcpt_tos`; errors as `send`."""
+        self._attempt(lambda smtp: smtp.sendmail(mail_from, rcpt_tos, data))
+
+    def _attempt(self, transaction: Callable[[smtplib.SMTP], dict]) -> None:
         smtp = self._connection()
         try:
-            refused = smtp.send_message(msg)
+            refused = transaction(smtp)
         except smtplib.SMTPRecipientsRefused as e:
             raise refused_error(e.recipients) from e
         except smtplib.SMTPResponseException as e:
@@ -319,6 +327,12 @@ class CatcherSender:
         visible = copy.copy(msg)
         del visible["Bcc"]
         store_message(self.directory, visible.as_bytes(), mail_from, rcpt_tos)
+
+    def send_bytes(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
+        """Store a serialized message as the SMTP server would receive it."""
+        if not rcpt_tos:
+            raise PermanentSendError("the message has no recipients")
+        store_message(self.directory, data, mail_from, list(rcpt_tos))
 
     def close(self) -> None:
         pass

@@ -240,7 +240,7 @@ class Delivery(Base):
 
     state: pending (not yet accepted by the SMTP server), sent (250 received), failed
     (permanent refusal, or retries exhausted), skipped (unsubscribed, paused or suppressed
-    by the time the send reached them).
+    by the time the send reached them, or the send was cancelled).
     """
 
     __tablename__ = "deliveries"
@@ -253,6 +253,9 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(500), default="")
+    # Who may send this row now, and until when (newsletter.ledger): "q…" a queued batch
+    # task's reservation, "w…" a running task's lease; both lapse at claimed_until.
+    claimed_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

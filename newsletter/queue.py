@@ -64,14 +64,19 @@ def celery_app(app: Flask | None = None) -> Celery:
     return app.extensions["celery"]
 
 
-def enqueue(session: Session, task_name: str, *args) -> None:
-    """Publish `task_name(*args)` once `session` commits; forget it if it rolls back."""
+def enqueue(session: Session, task_name: str, *args, countdown: float | None = None) -> None:
+    """Publish `task_name(*args)` once `session` commits; forget it if it rolls back.
+
+    `countdown`: run it no sooner than this many seconds after the commit (keep it far
+    below VISIBILITY_TIMEOUT).
+    """
     if not session.in_transaction():
         # Begin now, so a rollback before the first query still has a transaction to
         # end, and so the work belongs to one.
         session.begin()
     transaction = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((transaction, task_name, args))
+    options = {"countdown": countdown} if countdown else {}
+    session.info.setdefault(_PENDING, []).append((transaction, task_name, args, options))
 
 
 @event.listens_for(Session, "after_commit")
@@ -79,8 +84,8 @@ def _publish(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
     if pending:
         celery = celery_app()
-        for _transaction, name, args in pending:
-            celery.send_task(name, args=list(args))
+        for _transaction, name, args, options in pending:
+            celery.send_task(name, args=list(args), **options)
 
 
 @event.listens_for(Session, "after_soft_rollback")
