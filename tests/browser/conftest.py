@@ -57,6 +57,7 @@ def chromium_browser():
 @pytest.fixture
 def browser_page(chromium_browser, request):
     """A fresh page (no cookies); a screenshot is kept when the test fails."""
+    chromium.forget_snaps(request.node.name)
     page = chromium.new_page(chromium_browser, request.node.name)
     yield page
     report = getattr(request.node, "report_call", None)

@@ -62,5 +62,11 @@ def snap(page, name: str) -> Path:
     return path
 
 
+def forget_snaps(test_name: str) -> None:
+    """Remove an earlier run's screenshots of `test_name`, so the folder shows the last run."""
+    for old in ARTIFACTS.glob(f"{_safe(test_name)}-*.png"):
+        old.unlink()
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "page"
