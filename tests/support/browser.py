@@ -2,8 +2,8 @@
 
 Playwright never downloads a browser here (`playwright install` is not used): it drives
 the system binary through `executable_path`. Screenshots go to
-test-artifacts/browser/<test name>-<name>.png at the repository root, which git ignores
-and CI keeps.
+test-artifacts/browser/<test name>-<name>.png at the repository root (git ignores it), or
+to the folder NEWSLETTER_TEST_BROWSER_ARTIFACTS names.
 """
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+ROOT = Path(__file__).resolve().parents[2]
+# .ci/run gives each of its two runs a folder of its own; relative paths are the root's.
+ARTIFACTS = ROOT / os.environ.get("NEWSLETTER_TEST_BROWSER_ARTIFACTS", "test-artifacts/browser")
 TIMEOUT_MS = 15_000
 
 # The test each page belongs to, so snap() can name its files without being told.
