@@ -32,6 +32,18 @@ DEFAULTS = {
     "MAIL_CATCHER_DIR": None,    # None: instance/mail
     "MAIL_CATCHER": False,       # True: SMTP_URL is the catcher's own server (`newsletter dev` sets it)
     "INSTANCE_PATH": None,       # None: Flask's instance folder
+    # Sign-up and subscription pages (newsletter.web.subscriptions, newsletter.limits).
+    "PROXY_FIX": None,           # None: X-Forwarded-* ignored; N: trust N proxies for
+                                 # X-Forwarded-For/-Proto; {"x_for": 1, ...}: ProxyFix's own arguments
+    "CORS_ORIGINS": [],          # origins allowed to POST /api/v1/signups from a browser; JSON list
+    "RATELIMIT_ENABLED": True,   # False: no rate limits at all (Flask-Limiter's own switch)
+    "RATELIMIT_STORAGE_URI": None,  # None: REDIS_URL, or memory:// when that is unset too
+    "SIGNUP_LIMIT_PER_IP": "10 per minute; 100 per hour",
+    "SIGNUP_LIMIT_PER_ADDRESS": "3 per hour",  # keyed by the normalised address's hash
+    "SIGNUP_MAX_BYTES": 16_384,  # a sign-up request body larger than this is refused (413)
+    # Article pages stay open for hours before a reader signs up: the CSRF token lives as
+    # long as the session cookie instead of Flask-WTF's default hour.
+    "WTF_CSRF_TIME_LIMIT": None,
     # Delivery of editions (newsletter.delivery, docs/delivery.md). Seconds unless named.
     "SEND_RATE": 0,              # messages per second across every worker; 0: no limit
     "SEND_BURST": 0,             # tokens the shared bucket holds; 0: one second's worth

@@ -1,0 +1,70 @@
+"""Consent: the exact wording a reader agreed to (kept under its hash) and proof of each event.
+
+A ConsentRecord says what was agreed to (the wording's version), when, from where (IP,
+user agent, page, article) and through which channel. Records outlive unsubscribing;
+erasure removes only their personal parts (newsletter.subscribers.erase).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from newsletter.models import ConsentRecord, ConsentText, Subscriber, utcnow
+
+DEFAULT_CONSENT_TEXT = ("I agree to receive the Daily Edition by email and accept the "
+                        "newsletter terms.")
+ACTIONS = ("signup", "confirm", "import", "resubscribe", "unsubscribe")
+SOURCES = ("form", "api", "import", "mail")
+_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
+@dataclass(frozen=True)
+class ConsentContext:
+    """Where a consent event happened, as the web layer (or the CLI) saw it."""
+
+    ip: str = ""
+    user_agent: str = ""
+    page: str = ""
+    article: str = ""
+    source: str = "form"  # one of SOURCES
+
+
+def configured_text(config) -> str:
+    """The consent wording in force: CONSENT_TEXT, or the default."""
+    return config.get("CONSENT_TEXT") or DEFAULT_CONSENT_TEXT
+
+
+def wording_version(session: Session, text: str) -> str:
+    """The version (SHA-256) of `text`, storing the wording the first time it is seen."""
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if session.get(ConsentText, version) is None:
+        insert_ignoring_duplicate(session, ConsentText, {"version": version, "text": text},
+                                  "version")
+    return version
+
+
+def record_consent(session: Session, subscriber: Subscriber, action: str,
+                   ctx: ConsentContext, text: str | None = None,
+                   at: datetime | None = None) -> ConsentRecord:
+    """Store proof of one consent event of `subscriber`; `text` is the wording agreed to."""
+    if action not in ACTIONS or ctx.source not in SOURCES:
+        raise ValueError(f"unknown consent action or source: {action!r}, {ctx.source!r}")
+    version = wording_version(session, text) if text is not None else None
+    record = ConsentRecord(
+        subscriber_id=subscriber.id, email_hash=subscriber.email_hash, action=action,
+        version=version, at=at or utcnow(), ip=ctx.ip[:64], user_agent=ctx.user_agent[:500],
+        page=ctx.page[:1000], article=ctx.article[:120], source=ctx.source)
+    session.add(record)
+    session.flush()
+    return record
+
+
+def insert_ignoring_duplicate(session: Session, model, values: dict, key: str) -> None:
+    """INSERT … ON CONFLICT (key) DO NOTHING, on both our databases: a lost race is no error."""
+    insert = _INSERTS[session.get_bind().dialect.name]
+    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]))

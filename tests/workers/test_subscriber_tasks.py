@@ -1,0 +1,178 @@
+"""The sign-up and welcome mail tasks: run in-process against the real SMTP server, with
+faults, and the whole double opt-in cycle through a real `celery -A workers worker`."""
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter import db, links, queue, subscribers
+from newsletter.addresses import email_hash
+from newsletter.consent import DEFAULT_CONSENT_TEXT, ConsentContext
+from newsletter.mail import TransientSendError
+from newsletter.models import ConfirmationToken, Suppression
+from workers import tasks
+from workers.celery_app import celery_init_app
+
+TEXT = DEFAULT_CONSENT_TEXT
+CTX = ConsentContext(ip="198.51.100.7", user_agent="pytest", page="/", source="form")
+READER = "reader@example.org"
+
+
+@pytest.fixture
+def celery(app):
+    celery = celery_init_app(app)
+    yield celery
+    celery.close()
+
+
+def sign_up(app, email=READER, state=None) -> int:
+    """Sign `email` up (committed) and return the subscriber id; `state` is forced after."""
+    with app.app_context():
+        session = db.session()
+        subscribers.signup(session, email, CTX, TEXT)
+        subscriber = subscribers.by_email(session, email)
+        if state == "suppressed":
+            session.add(Suppression(email_hash=subscriber.email_hash, reason="complaint"))
+        elif state:
+            subscriber.state = state
+        session.commit()
+        return subscriber.id
+
+
+def tokens(app) -> int:
+    with app.app_context():
+        return db.session().scalar(select(func.count()).select_from(ConfirmationToken))
+
+
+def confirm_token(msg) -> str:
+    return re.search(r"/newsletter/confirm/([A-Za-z0-9_-]+)", msg.get_body(("plain",)).get_content())[1]
+
+
+def test_the_tasks_are_registered_by_name(celery):
+    assert {"subscribers.signup_mail", "subscribers.welcome_mail"} <= set(celery.tasks)
+
+
+def test_retry_delays_stay_far_below_the_visibility_timeout():
+    for task in (tasks.send_signup_mail, tasks.send_welcome_mail):
+        assert task.autoretry_for == (TransientSendError,)
+        assert task.max_retries * task.retry_backoff_max < queue.VISIBILITY_TIMEOUT
+        assert task.retry_backoff_max <= queue.VISIBILITY_TIMEOUT / 6
+
+
+# ---------------------------------------------------------------- in-process, real SMTP
+
+def test_the_signup_task_sends_the_confirmation_and_commits_its_token(app, celery, smtp_server):
+    subscriber_id = sign_up(app)
+    result = tasks.send_signup_mail.apply(args=[subscriber_id])
+    assert result.successful(), result.traceback
+    [msg] = smtp_server.to(READER)
+    assert msg["Subject"] == "Confirm your subscription to The Daily Edition"
+    assert msg["From"] == "Daily Edition <daily@localhost>" and msg["Message-ID"].endswith("@localhost>")
+    with app.app_context():
+        assert subscribers.check_confirmation(db.session(), confirm_token(msg)).id == subscriber_id
+
+
+@pytest.mark.parametrize("state", ["confirmed", "suppressed"])
+def test_the_signup_task_for_other_states(app, celery, smtp_server, state):
+    subscriber_id = sign_up(app, state=state)
+    assert tasks.send_signup_mail.apply(args=[subscriber_id]).successful()
+    got = smtp_server.to(READER)
+    if state == "confirmed":
+        assert [m["Subject"] for m in got] == ["You are already subscribed to The Daily Edition"]
+        assert got[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    else:
+        assert got == []
+    assert tokens(app) == 0
+
+
+def test_a_transient_failure_is_retried_and_only_the_sent_token_is_kept(app, celery, smtp_server):
+    answers = iter(["451 4.3.0 try again later"])
+    smtp_server.fault = lambda rcpt: next(answers, None)
+    subscriber_id = sign_up(app)
+    result = tasks.send_signup_mail.apply(args=[subscriber_id])
+    assert result.successful(), result.traceback
+    [msg] = smtp_server.to(READER)
+    assert tokens(app) == 1  # the failed attempt's token was rolled back
+    with app.app_context():
+        assert subscribers.check_confirmation(db.session(), confirm_token(msg)).id == subscriber_id
+
+
+def test_a_lasting_transient_failure_gives_up_after_the_retries(app, celery, smtp_server):
+    attempts = []
+    smtp_server.fault = lambda rcpt: attempts.append(rcpt) or "421 4.7.0 throttled"
+    subscriber_id = sign_up(app)
+    result = tasks.send_signup_mail.apply(args=[subscriber_id])
+    assert result.failed() and isinstance(result.result, TransientSendError)
+    assert len(attempts) == 1 + tasks.send_signup_mail.max_retries
+    assert tokens(app) == 0
+
+
+def test_a_permanent_failure_is_logged_by_hash_and_not_retried(app, celery, smtp_server, caplog):
+    attempts = []
+    smtp_server.fault = lambda rcpt: attempts.append(rcpt) or "550 5.1.1 no such mailbox"
+    subscriber_id = sign_up(app)
+    with caplog.at_level(logging.ERROR):
+        result = tasks.send_signup_mail.apply(args=[subscriber_id])
+    assert result.failed() and isinstance(result.result, tasks.MailRefused)
+    assert len(attempts) == 1 and tokens(app) == 0
+    digest = email_hash(READER)
+    assert digest in str(result.result) and READER not in str(result.result)
+    ours = [r for r in caplog.records if r.name == "workers.tasks"]
+    assert len(ours) == 1 and digest in ours[0].getMessage() and "550" in ours[0].getMessage()
+    assert READER not in caplog.text
+
+
+def test_the_welcome_task(app, celery, smtp_server):
+    subscriber_id = sign_up(app, state="confirmed")
+    assert tasks.send_welcome_mail.apply(args=[subscriber_id]).successful()
+    [msg] = smtp_server.to(READER)
+    assert msg["Subject"] == "Welcome to The Daily Edition"
+    assert msg["List-Unsubscribe"].startswith("<http://newsletter.test/newsletter/unsubscribe/")
+
+
+@pytest.mark.parametrize("state", ["pending", "unsubscribed", "suppressed"])
+def test_no_welcome_unless_confirmed(app, celery, smtp_server, state):
+    subscriber_id = sign_up(app, state=state)
+    assert tasks.send_welcome_mail.apply(args=[subscriber_id]).successful()
+    assert tasks.send_welcome_mail.apply(args=[subscriber_id + 100]).successful()
+    assert smtp_server.to(READER) == []
+
+
+# ---------------------------------------------------------------- a real worker
+
+@pytest.mark.slow
+def test_signup_confirm_welcome_through_a_real_worker(app, worker, smtp_server):
+    proc = worker(concurrency=1)
+    sign_up(app, "bounced@example.org", state="suppressed")
+    sign_up(app)
+    with app.app_context():
+        queue.celery_app(app).close()
+
+    [confirmation] = smtp_server.wait_for(READER, timeout=60)
+    assert confirmation["Subject"] == "Confirm your subscription to The Daily Edition", proc.log()[-3000:]
+    raw = confirm_token(confirmation)
+    assert f"http://newsletter.test/newsletter/confirm/{raw}" in confirmation.get_body(("html",)).get_content()
+
+    with app.app_context():
+        session = db.session()
+        reader = subscribers.confirm(session, raw, CTX, TEXT)
+        session.commit()
+        queue.celery_app(app).close()
+
+    mails = smtp_server.wait_for(READER, count=2, timeout=60)
+    assert len(mails) == 2, proc.log()[-3000:]
+    welcome = mails[1]
+    assert welcome["Subject"] == "Welcome to The Daily Edition"
+    assert [p.get_content_type() for p in welcome.iter_parts()] == ["text/plain", "text/html"]
+    assert re.fullmatch(r"<[^<>@\s]+@localhost>", welcome["Message-ID"])
+    assert welcome["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url, mailto = re.fullmatch(r"<(http://[^>]+)>, <(mailto:[^>]+)>", welcome["List-Unsubscribe"]).groups()
+    assert mailto == "mailto:daily@localhost?subject=unsubscribe"
+    token = url.removeprefix("http://newsletter.test/newsletter/unsubscribe/")
+    with app.app_context():
+        found = links.subscriber_for_token(db.session(), token, "unsubscribe", app.config["SECRET_KEY"])
+        assert found.id == reader.id and found.state == "confirmed"
+    assert smtp_server.to("bounced@example.org") == []
