@@ -1,9 +1,11 @@
 """The JSON API under /api/v1."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify
+from flask import Blueprint, abort, current_app, jsonify, request
 
-from newsletter import articles, db
+from newsletter import articles, consent, db, subscribers
+from newsletter.web import requestinfo
+from newsletter.web.forms import FieldError, JsonSignup, json_signup
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -15,3 +17,26 @@ def article(slug: str):
     except articles.ArticleNotFound:
         abort(404, description=f"No article has the slug {slug!r}.")
     return jsonify(articles.as_json(story))
+
+
+@bp.post("/signups")
+def signup():
+    """A sign-up from another site's page: 202 alike for every address (no enumeration)."""
+    if not request.is_json:
+        abort(415, description="Send the sign-up as JSON (Content-Type: application/json).")
+    try:
+        data = signup_request()
+    except FieldError as error:
+        body = {"code": "invalid", "field": error.field, "message": error.message}
+        return jsonify(error=body), 422
+    ctx = requestinfo.consent_context("api", data.page, data.article)
+    subscribers.signup(db.session(), data.address, ctx, consent.configured_text(current_app.config))
+    db.session().commit()
+    return jsonify(status="pending_confirmation"), 202
+
+
+def signup_request() -> JsonSignup:
+    try:
+        return json_signup(requestinfo.json_body())
+    except requestinfo.InvalidJson as error:
+        raise FieldError(None, str(error)) from error
