@@ -58,7 +58,6 @@ DEFAULTS = {
                                  # when no worker took them up within this time
     "SEND_PLAN_GRACE": 300,      # a send not planned this long after its start is planned again
     "SEND_SWEEP_SECONDS": 60,    # how often beat runs the sweeper
-    "LIST_ID": None,             # None: "<daily.DOMAIN OF MAIL_FROM>"
 }
 
 

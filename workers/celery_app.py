@@ -20,6 +20,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery.conf.update(beat_schedule=beat_schedule(app.config))
     celery.set_default()
     celery.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+    celery.autodiscover_tasks(["workers"], related_name="delivery_tasks", force=True)
     app.extensions["celery"] = celery
     return celery
 
@@ -32,4 +33,8 @@ def beat_schedule(config) -> dict:
             "task": "feeds.poll",
             "schedule": 60.0 * int(config["FEED_POLL_MINUTES"]),
         }
+    schedule["sweep-deliveries"] = {
+        "task": "delivery.sweep",
+        "schedule": float(config.get("SEND_SWEEP_SECONDS", 60)),
+    }
     return schedule
