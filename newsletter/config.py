@@ -24,6 +24,10 @@ DEFAULTS = {
     "STRIPE_API_BASE": None,
     "STRIPE_PRICE_ID": None,
     "PUBLICATION_NAME": "The Daily Edition",
+    "CONSENT_TEXT": "I agree to receive the Daily Edition by email and accept the newsletter terms.",
+    "CONFIRM_TOKEN_HOURS": 48,   # a double opt-in link expires after this many hours
+    "SIGNUP_MAILS_PER_HOUR": 3,  # sign-up mails (confirmation, already subscribed) per address
+    "LIST_UNSUBSCRIBE_MAILTO": None,  # mailto of List-Unsubscribe; None: the MAIL_FROM address
     "FRONT_PAGE_ARTICLES": 20,
     "FEED_FETCH_TIMEOUT": 20,    # seconds for one feed URL
     "FEED_MAX_BYTES": 5_000_000,
