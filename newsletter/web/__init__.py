@@ -30,6 +30,7 @@ PUBLIC_API_PATHS = [r"/api/v1/signups"]
 def init_app(app: Flask) -> None:
     from newsletter import limits
     from newsletter.web import api, assets, devmail, errors, health, reader, requestinfo, subscriptions
+    from newsletter.web import operator_api
 
     app.register_blueprint(reader.bp)
     app.register_blueprint(api.bp)
@@ -42,6 +43,8 @@ def init_app(app: Flask) -> None:
     # with no cookies (RFC 8058): the token in its URL is the credential.
     csrf.exempt(api.bp)
     csrf.exempt(subscriptions.unsubscribe)
+    app.register_blueprint(operator_api.bp)
+    csrf.exempt(operator_api.bp)  # bearer tokens: nothing ambient to forge
     limits.init_app(app)
     limits.limit_signups(app, ["subscriptions.signup", "api.signup"], requestinfo.submitted_address)
     init_cors(app)
