@@ -135,8 +135,13 @@ def _in_range(edition_id: int, first: int, last: int):
 # ---------------------------------------------------------------- outcomes of one row
 
 def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
-    """The server answered 250: the row is sent, whoever holds it now."""
-    _finish(session, delivery_id, "sent", "", sent_at=now)
+    """The server answered 250: the row is sent, whoever holds it now and even when a
+    cancel skipped it while the message was on its way: the ledger says what happened."""
+    session.execute(
+        update(Delivery).where(Delivery.id == delivery_id, Delivery.state != "sent")
+        .values(state="sent", sent_at=now, attempts=Delivery.attempts + 1, last_error="",
+                claimed_by=None, claimed_until=None),
+        execution_options={"synchronize_session": False})
 
 
 def mark_failed(session: Session, delivery_id: int, error: str) -> None:

@@ -522,3 +522,23 @@ def test_beat_runs_the_sweeper(app):
     from workers.celery_app import beat_schedule
 
     assert beat_schedule(app.config)["sweep-deliveries"] == {"task": "delivery.sweep", "schedule": 1.0}
+
+
+def test_a_message_on_its_way_when_the_send_is_cancelled_is_recorded_as_sent(app, session, edition, settings, smtp_server):
+    make_subscribers(session, 10)
+    session.commit()
+    [batch] = started(session, edition.id, settings)
+
+    def cancel_during_the_third(rcpt):
+        if rcpt == address(3):
+            with app.app_context():
+                other = db.session()
+                delivery.cancel(other, edition.id)
+                other.commit()
+
+    smtp_server.fault = cancel_during_the_third
+    outcome = run_batch(app, session, edition.id, *batch)
+
+    assert (outcome.sent, outcome.stopped) == (3, "cancelled")
+    assert states(session, edition.id) == {"sent": 3, "skipped": 7}
+    assert len(smtp_server.messages) == 3
