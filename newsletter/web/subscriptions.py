@@ -56,7 +56,7 @@ def csrf_failed(error: CSRFError):
     """An expired or missing CSRF token on the sign-up form: show the form again, input kept."""
     if request.endpoint != "subscriptions.signup":
         return errors.handle_http_error(error)
-    form = SignupForm(formdata=request.form, meta={"csrf": False})
+    form = SignupForm(formdata=request.form)
     form.form_errors.append("Your session had expired. Please send the form again.")
     return render_template("newsletter/signup.html", form=form), 400
 
@@ -97,7 +97,7 @@ def link_problem(error: subscribers.ConfirmationError):
 def unsubscribe_page(token: str):
     # Never unsubscribes: link scanners fetch it.
     subscriber = linked_subscriber(token, "unsubscribe")
-    return render_unsubscribe(subscriber, token, PreferencesForm(meta={"csrf": False}))
+    return render_unsubscribe(subscriber, token, PreferencesForm())
 
 
 @bp.post("/unsubscribe/<token>")
@@ -108,7 +108,7 @@ def unsubscribe(token: str):
         subscribers.unsubscribe(db.session(), subscriber, requestinfo.consent_context("mail"))
         db.session().commit()
         return Response("You are unsubscribed.\n", mimetype="text/plain")
-    form = PreferencesForm(formdata=request.form, meta={"csrf": False})
+    form = PreferencesForm(formdata=request.form)
     if not form.validate():
         return render_unsubscribe(subscriber, token, form, status=422)
     change_preferences(subscriber, form)
@@ -133,7 +133,7 @@ def manage(token: str):
     subscriber = linked_subscriber(token, "manage")
     form = PreferencesForm(formdata=request.form)
     if not form.validate():
-        return render_manage(subscriber, token, form, EraseForm(), status=422)
+        return render_manage(subscriber, token, form, EraseForm(formdata=None), status=422)
     change_preferences(subscriber, form)
     return redirect(url_for(".manage_page", token=token, done=form.action.data), 303)
 
@@ -151,7 +151,7 @@ def erase(token: str):
     subscriber = linked_subscriber(token, "manage")
     form = EraseForm(formdata=request.form)
     if not form.validate():
-        return render_manage(subscriber, token, PreferencesForm(), form, status=422)
+        return render_manage(subscriber, token, PreferencesForm(formdata=None), form, status=422)
     subscribers.erase(db.session(), subscriber)
     db.session().commit()
     return render_template("newsletter/erased.html")
