@@ -36,6 +36,13 @@ DEFAULTS = {
     "MAIL_CATCHER_DIR": None,    # None: instance/mail
     "MAIL_CATCHER": False,       # True: SMTP_URL is the catcher's own server (`newsletter dev` sets it)
     "INSTANCE_PATH": None,       # None: Flask's instance folder
+    # Editions (newsletter.editions, newsletter.edition_render, newsletter.dkim).
+    "TIMEZONE": "UTC",           # the newsroom's zone, e.g. "Europe/London": which stories are "the day's"
+    "EDITION_STORIES": 8,        # stories in an edition assembled from the day's news
+    "REPLY_TO": None,            # Reply-To of editions; None: no Reply-To (replies go to MAIL_FROM)
+    "DKIM_PRIVATE_KEY": None,    # PEM text or a PEM file's path; None: no DKIM signing (the relay may sign)
+    "DKIM_SELECTOR": None,       # needed with DKIM_PRIVATE_KEY: the key's DNS name is <selector>._domainkey.<domain>
+    "DKIM_DOMAIN": None,         # d= of the signature; None: the MAIL_FROM address's domain
     # Sign-up and subscription pages (newsletter.web.subscriptions, newsletter.limits).
     "PROXY_FIX": None,           # None: X-Forwarded-* ignored; N: trust N proxies for
                                  # X-Forwarded-For/-Proto; {"x_for": 1, ...}: ProxyFix's own arguments

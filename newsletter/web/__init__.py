@@ -37,6 +37,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(assets.bp)
     app.register_blueprint(devmail.bp)
     app.register_blueprint(health.bp)
+    from newsletter.web import preview  # operator previews of editions
+    app.register_blueprint(preview.bp)
     app.register_blueprint(subscriptions.bp)
     csrf = CSRFProtect(app)
     # JSON carries no ambient credential; one-click unsubscribe comes from mail providers
