@@ -26,18 +26,24 @@ def subscribers_group() -> None:
 
 
 @subscribers_group.command("import", help="Import subscribers from a CSV file (column `email`; "
-                           "optional name, state, created_at). No mail is sent.")
+                           "optional name, state, created_at). No mail is sent unless "
+                           "--send-confirmations.")
 @click.argument("file", type=INPUT)
 @click.option("--confirmed", is_flag=True,
               help="Add new addresses as confirmed, recording the import as their consent "
                    "(only when their readers agreed to the Daily Edition elsewhere).")
+@click.option("--send-confirmations", is_flag=True,
+              help="Send each new pending address the double opt-in mail a sign-up gets.")
 @with_appcontext
-def import_command(file: str, confirmed: bool) -> None:
+def import_command(file: str, confirmed: bool, send_confirmations: bool) -> None:
+    if confirmed and send_confirmations:
+        raise click.UsageError("--send-confirmations is for pending imports, not --confirmed ones.")
     session = db.session()
     source_name = "stdin" if file == "-" else Path(file).name
     with _reading(file) as stream:
         report = subscriber_io.import_csv(session, stream, confirmed, utcnow(),
-                                          source_name=source_name, checkpoint=session.commit)
+                                          source_name=source_name, checkpoint=session.commit,
+                                          send_confirmations=send_confirmations)
     session.commit()
     notes = [(line, f"invalid: {message}") for line, message in report.invalid]
     notes += [(line, f"skipped: {why}") for line, why in report.skipped_lines]

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from newsletter import addresses, consent, suppression
 from newsletter.models import ConsentRecord, ConsentText, Subscriber, Suppression
+from newsletter.queue import enqueue
 
 CHUNK = 1000
 COLUMNS = {  # our name: the header names taken for it (case-insensitive)
@@ -83,12 +84,17 @@ class ImportReport:
 # ---------------------------------------------------------------- import
 
 def import_csv(session: Session, stream: TextIO, confirmed: bool, now: datetime,
-               source_name: str = "", checkpoint=None) -> ImportReport:
+               source_name: str = "", checkpoint=None,
+               send_confirmations: bool = False) -> ImportReport:
     """Import the subscribers of a CSV stream (column `email`, optional name, state,
-    created_at); `checkpoint()` (say, the caller's commit) runs after each chunk."""
+    created_at); `checkpoint()` (say, the caller's commit) runs after each chunk.
+
+    New pending subscribers get no mail unless `send_confirmations`: then each is sent
+    the double opt-in mail a sign-up gets, once the chunk that added it commits.
+    """
     report = ImportReport()
     plan = _Plan(confirmed, now, consent.ConsentContext(page=source_name, source="import"),
-                 _import_wording(session) if confirmed else None)
+                 _import_wording(session) if confirmed else None, send_confirmations)
     for chunk in _chunks(_rows(stream, report), CHUNK):
         _import_chunk(session, chunk, plan, report)
         if checkpoint is not None:
@@ -102,6 +108,7 @@ class _Plan:
     now: datetime
     context: consent.ConsentContext
     wording: ConsentText | None
+    send_confirmations: bool = False
 
 
 def _import_wording(session: Session) -> ConsentText:
@@ -213,6 +220,8 @@ def _import_chunk(session: Session, chunk: list[ImportRow], plan: _Plan,
     for subscriber in added:
         if subscriber.state == "confirmed":
             consent.record_consent(session, subscriber, "import", plan.context, plan.wording.text)
+        elif plan.send_confirmations:
+            enqueue(session, "subscribers.signup_mail", subscriber.id)
     report.added += len(added)
 
 

@@ -91,7 +91,8 @@ class ReportSummary:
 # ---------------------------------------------------------------- the list
 
 def is_suppressed(session: Session, email: str) -> bool:
-    """Whether `email` (any spelling of it) is on the suppression list."""
+    """Whether `email` (any spelling of it) is on the suppression list; InvalidEmail if
+    it is no address."""
     return is_hash_suppressed(session, addresses.email_hash(addresses.normalise(email)))
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import stat
 
+import pytest
 from sqlalchemy import select
 
 from newsletter import db
@@ -94,6 +95,33 @@ def test_import_of_a_file_that_is_not_utf8_says_so(runner, app, tmp_path):
 def test_import_of_a_missing_file_is_a_usage_error(runner, tmp_path):
     result = invoke(runner, "import", tmp_path / "nowhere.csv")
     assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.slow
+def test_import_can_send_the_double_opt_in_mail(runner, app, worker, smtp_server, tmp_path):
+    worker()
+    write(tmp_path / "old.csv", "email\nknown@example.org\n")
+    invoke(runner, "import", tmp_path / "old.csv")
+    write(tmp_path / "bounce.csv", "email,type\nbounced@example.org,hard\n")
+    invoke(runner, "reports", tmp_path / "bounce.csv")
+    path = write(tmp_path / "list.csv", "email\nknown@example.org\nbounced@example.org\n"
+                                        "new@example.org\nnext@example.org\n")
+    result = invoke(runner, "import", path, "--send-confirmations")
+    assert result.stdout == "added 2, updated 0, skipped 2, invalid 0\n"
+    for address in ("new@example.org", "next@example.org"):
+        [mail] = smtp_server.wait_for(address)
+        assert mail["Subject"].startswith("Confirm your subscription")
+        assert states(app)[address] == "pending"
+    # Mail for the skipped rows, had it been queued, would have been queued first.
+    assert sorted(rcpt for rcpt, _ in smtp_server.messages) == ["new@example.org",
+                                                                "next@example.org"]
+
+
+def test_send_confirmations_is_not_for_confirmed_imports(runner, app, tmp_path):
+    path = write(tmp_path / "list.csv", "email\na@example.org\n")
+    result = invoke(runner, "import", path, "--confirmed", "--send-confirmations")
+    assert result.exit_code == 2 and "not --confirmed" in result.stderr
+    assert states(app) == {}
 
 
 # ---------------------------------------------------------------- export

@@ -8,8 +8,9 @@ from newsletter.web.auth import operator_required
 
 bp = Blueprint("operator_api", __name__, url_prefix="/api/v1")
 
-# One request holds at most this many reports; send more in several requests.
-MAX_REPORTS = 10_000
+# One request holds at most this many reports (a few seconds of work); send more in
+# several requests, or a file to `newsletter subscribers reports`.
+MAX_REPORTS = 1_000
 
 
 @bp.post("/suppressions/reports")
