@@ -57,7 +57,7 @@ def csrf_failed(error: CSRFError):
     if request.endpoint != "subscriptions.signup":
         return errors.handle_http_error(error)
     form = SignupForm(formdata=request.form)
-    form.form_errors.append("Your session had expired. Please send the form again.")
+    form.form_errors.append("We could not verify the form (it may have expired). Please send it again.")
     return render_template("newsletter/signup.html", form=form), 400
 
 

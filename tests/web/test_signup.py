@@ -187,7 +187,7 @@ def test_form_without_csrf_token_is_refused_and_shown_again(client, session):
 
     assert response.status_code == 400
     page = parse(response.data)
-    assert "session had expired" in page.find("p", class_="form-error").text()
+    assert "Please send it again" in page.find("p", class_="form-error").text()
     assert page.find("input", name="email").attrs["value"] == "reader@example.com"
     assert page.find("input", name="csrf_token").attrs["value"]  # a fresh one, to try again
     assert count(session) == 0
