@@ -87,7 +87,7 @@ def plan(session: Session, edition_id: int, settings: SendSettings,
         _queue_batches(session, edition_id, ids, token, settings.batch_size)
         planned += len(ids)
         checkpoint()
-    _finish_planning(session, edition_id, now)
+    _finish_planning(session, edition_id, utcnow())
     return planned
 
 

@@ -22,7 +22,7 @@ import secrets
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -134,14 +134,31 @@ def _in_range(edition_id: int, first: int, last: int):
 
 # ---------------------------------------------------------------- outcomes of one row
 
+# Plain Core on table columns, built once, run on the session's connection: this runs
+# after every message.
+_d = Delivery.__table__.c
+_MARK_SENT = (
+    Delivery.__table__.update()
+    .where(_d.id == bindparam("delivery_id"), _d.state != "sent")
+    .values(state="sent", sent_at=bindparam("now"), updated_at=bindparam("now"),
+            attempts=_d.attempts + 1, last_error="", claimed_by=None, claimed_until=None))
+
+
+# The same, as a WITH clause another statement can carry: PostgreSQL then records one
+# message as sent in the round trip that reads the next one (newsletter.sending).
+MARK_SENT_CTE = (
+    Delivery.__table__.update()
+    .where(_d.id == bindparam("sent_id"), _d.state != "sent")
+    .values(state="sent", sent_at=bindparam("sent_at"), updated_at=bindparam("sent_at"),
+            attempts=_d.attempts + 1, last_error="", claimed_by=None, claimed_until=None)
+    .returning(_d.id)
+    .cte("marked_sent"))
+
+
 def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
     """The server answered 250: the row is sent, whoever holds it now and even when a
     cancel skipped it while the message was on its way: the ledger says what happened."""
-    session.execute(
-        update(Delivery).where(Delivery.id == delivery_id, Delivery.state != "sent")
-        .values(state="sent", sent_at=now, attempts=Delivery.attempts + 1, last_error="",
-                claimed_by=None, claimed_until=None),
-        execution_options={"synchronize_session": False})
+    session.connection().execute(_MARK_SENT, {"delivery_id": delivery_id, "now": now})
 
 
 def mark_failed(session: Session, delivery_id: int, error: str) -> None:

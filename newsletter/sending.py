@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from newsletter import edition_render, ledger, mail, subscribers, suppression
@@ -100,6 +100,7 @@ class _Batch:
     connection_failures: int = 0
     most_attempts: int = 0
     renew_at: float = 0.0
+    unrecorded: tuple[int, datetime] | None = None  # (delivery id, time) of the last 250
 
     def claim(self, reservation: str | None) -> list[int]:
         now = self.clock()
@@ -113,13 +114,24 @@ class _Batch:
 
     def run(self, ids: list[int]) -> None:
         self.prepared = edition_render.prepare(self.session, self.edition_id, **self.message.render)
-        for delivery_id in ids:
-            self._keep_lease()
-            if not self._send_one(delivery_id):
-                return
+        try:
+            for delivery_id in ids:
+                self._keep_lease()
+                if not self._send_one(delivery_id):
+                    return
+        finally:
+            self._record_sent()
+
+    def _record_sent(self) -> None:
+        """Record the last 250 now, if the next statement has not carried it."""
+        if self.unrecorded is not None:
+            ledger.mark_sent(self.session, *self.unrecorded)
+            self.unrecorded = None
+            self.checkpoint()
 
     def _keep_lease(self) -> None:
         if time.monotonic() >= self.renew_at:
+            self._record_sent()
             until = self.clock() + timedelta(seconds=self.settings.lease)
             ledger.renew(self.session, self.edition_id, self.first, self.last, self.lease, until)
             self.checkpoint()
@@ -127,7 +139,10 @@ class _Batch:
 
     def _send_one(self, delivery_id: int) -> bool:
         """Handle one row; False when the batch must stop."""
-        row = _recipient(self.session, delivery_id)
+        row = _recipient(self.session, delivery_id, self.unrecorded)
+        if self.unrecorded is not None:
+            self.unrecorded = None
+            self.checkpoint()
         if row is None:
             return True
         if row.edition_state != "sending":
@@ -136,15 +151,15 @@ class _Batch:
         if row.delivery_state != "pending" or row.claimed_by != self.lease:
             return True  # done meanwhile, or taken over after our lease lapsed
         now = self.clock()
-        reason = _skip_reason(row.Subscriber, row.suppressed, now)
+        reason = _skip_reason(row, row.suppressed, now)
         if reason:
             ledger.mark_skipped(self.session, delivery_id, reason)
             self.outcome.skipped += 1
             self.checkpoint()
             return True
-        return self._deliver(delivery_id, row.Subscriber, row.version, now)
+        return self._deliver(delivery_id, row, row.version, now)
 
-    def _deliver(self, delivery_id: int, subscriber: Subscriber, version: int, now: datetime) -> bool:
+    def _deliver(self, delivery_id: int, subscriber: Row, version: int, now: datetime) -> bool:
         if version != self.prepared.version:  # changed mid-send: the rest get the new one
             self.prepared = edition_render.prepare(self.session, self.edition_id, **self.message.render)
         data = self.prepared.message_for(
@@ -157,18 +172,20 @@ class _Batch:
         except mail.TransientSendError as e:
             return self._transient(delivery_id, e)
         else:
-            ledger.mark_sent(self.session, delivery_id, self.clock())
+            # Recorded by the very next statement, before anything else happens.
+            self.unrecorded = (delivery_id, self.clock())
             self.outcome.sent += 1
             self.connection_failures = 0
+            return True
         self.checkpoint()
         return True
 
-    def _refused(self, delivery_id: int, subscriber: Subscriber, error: mail.SendError,
+    def _refused(self, delivery_id: int, subscriber: Row, error: mail.SendError,
                  now: datetime) -> None:
-        ledger.mark_failed(self.session, delivery_id, str(error))
-        self.outcome.failed += 1
         if error.recipients:  # the address was refused, not the message as a whole
             suppression.record_report(self.session, subscriber.email, "hard", now, str(error))
+        ledger.mark_failed(self.session, delivery_id, str(error))
+        self.outcome.failed += 1
 
     def _transient(self, delivery_id: int, error: mail.TransientSendError) -> bool:
         state = ledger.note_transient(self.session, delivery_id, str(error),
@@ -209,21 +226,36 @@ class _Batch:
 
 # ---------------------------------------------------------------- helpers
 
-def _recipient(session: Session, delivery_id: int):
-    # One round trip for everything that may have changed since the batch began.
-    statement = (
-        select(Delivery.state.label("delivery_state"), Delivery.claimed_by,
-               Edition.state.label("edition_state"), Edition.version, Subscriber,
-               Suppression.id.label("suppressed"))
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .join(Edition, Edition.id == Delivery.edition_id)
-        .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
-        .where(Delivery.id == delivery_id)
-        .execution_options(populate_existing=True))
-    return session.execute(statement).first()
+# One round trip for everything that may have changed since the batch began. Plain Core
+# on table columns, built once, run on the session's connection: this runs for every
+# message. The subscriber comes as a row of its columns.
+_d, _s, _e, _x = (m.__table__.c for m in (Delivery, Subscriber, Edition, Suppression))
+_RECIPIENT = (
+    select(_d.state.label("delivery_state"), _d.claimed_by, _e.state.label("edition_state"),
+           _e.version, _s.id, _s.email, _s.name, _s.state, _s.paused_until, _s.token_key,
+           _x.id.label("suppressed"))
+    .select_from(Delivery.__table__.join(Subscriber.__table__, _s.id == _d.subscriber_id)
+                 .join(Edition.__table__, _e.id == _d.edition_id)
+                 .outerjoin(Suppression.__table__, _x.email_hash == _s.email_hash))
+    .where(_d.id == bindparam("delivery_id")))
 
 
-def _skip_reason(subscriber: Subscriber, suppressed: int | None, now: datetime) -> str:
+_MARK_SENT_AND_READ = _RECIPIENT.add_cte(ledger.MARK_SENT_CTE)
+
+
+def _recipient(session: Session, delivery_id: int, sent: tuple[int, datetime] | None):
+    """The row to send next; first records `sent` (id, time) as sent, in the same round
+    trip on PostgreSQL (autocommit commits it as the statement ends)."""
+    connection = session.connection()
+    if sent is not None and connection.dialect.name == "postgresql":
+        return connection.execute(_MARK_SENT_AND_READ, {
+            "delivery_id": delivery_id, "sent_id": sent[0], "sent_at": sent[1]}).first()
+    if sent is not None:
+        ledger.mark_sent(session, *sent)
+    return connection.execute(_RECIPIENT, {"delivery_id": delivery_id}).first()
+
+
+def _skip_reason(subscriber: Row, suppressed: int | None, now: datetime) -> str:
     if suppressed is not None:
         return "suppressed"
     if subscriber.state != "confirmed":

@@ -9,11 +9,12 @@ import collections
 import signal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from newsletter import db, delivery, links, subscribers
+from newsletter import db, delivery, links, subscribers, suppression
+from newsletter.addresses import email_hash
 from newsletter.consent import ConsentContext
-from newsletter.models import Delivery, Subscriber, utcnow
+from newsletter.models import Delivery, Subscriber, Suppression, utcnow
 from tests.support.delivery import FAST, address, make_edition, make_subscribers, wait_until
 from tests.support.processes import BeatProcess, OwnRedis
 from tests.support.smtp import _Handler
@@ -190,7 +191,7 @@ class DropOnce(_Handler):
         return await super().handle_DATA(server, session, envelope)
 
 
-def test_refusals_and_a_dropped_connection_end_as_sent_or_failed(app, stack, smtp_server):
+def test_refusals_and_a_dropped_connection_end_as_sent_or_failed_and_failed_ones_can_be_resent(app, stack, smtp_server):
     edition_id, _ = prepare_send(app, 300)
     busy = {address(n): 2 for n in (5, 50, 150, 250)}   # 4xx twice, then accepted
     gone = {address(n) for n in (7, 77, 277)}
@@ -217,11 +218,25 @@ def test_refusals_and_a_dropped_connection_end_as_sent_or_failed(app, stack, smt
     assert all(counts[a] == 0 for a in gone)
     with app.app_context():
         session = db.session()
-        from newsletter import suppression
         assert all(suppression.is_suppressed(session, a) for a in gone)
         retried = session.scalars(select(Delivery.attempts).join(Subscriber)
                                   .where(Subscriber.email.in_(busy))).all()
         assert sorted(retried) == [3, 3, 3, 3]
+
+    # The mailboxes are back: lift two suppressions and send to the failed ones again.
+    with app.app_context():
+        session = db.session()
+        session.execute(delete(Suppression).where(Suppression.email_hash.in_(
+            [email_hash(address(7)), email_hash(address(77))])))
+        settings = delivery.SendSettings.from_config(app.config)
+        assert delivery.resend_failed(session, edition_id, settings) == 3
+        session.commit()
+    smtp_server.fault = None
+    again = finished(app, edition_id)
+
+    assert (again["sent"], again["failed"], again["skipped"]) == (299, 0, 1)
+    counts = per_recipient(smtp_server)
+    assert (counts[address(7)], counts[address(77)], counts[address(277)]) == (1, 1, 0)
 
 
 def test_an_unsubscribe_during_the_send_is_honoured_for_those_not_yet_reached(app, stack, smtp_server):
