@@ -25,6 +25,7 @@ what the goals are about). Redis: NEWSLETTER_REDIS_URL names a database the run 
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import os
 import platform
@@ -58,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         migrate(database, tmp / "instance")
         config = app_config(database, redis, sink_url, tmp, args)
         print_setup(args, database, sink_kind)
-        ceiling = measure_ceiling(config, args.ceiling)
-        print(f"(a) ceiling: {ceiling:,.0f} msg/s  (median of 3 × {args.ceiling:,} pre-serialized "
+        before = measure_ceiling(config, args.ceiling)
+        print(f"(a) ceiling: {before:,.0f} msg/s  (median of 3 × {args.ceiling:,} pre-serialized "
               "messages over one connection)")
-        workers = stack.enter_context(worker_processes(config, args.concurrency, tmp))
-        runs = [measure_send(config, size, workers) for size in args.sizes]
-    return report(ceiling, runs)
+        with worker_processes(config, args.concurrency, tmp) as workers:
+            runs = [measure_send(config, size, workers) for size in args.sizes]
+        # Measured again once the workers are gone: other work on a shared machine moves
+        # both figures, and (b)/(a) should compare like with like.
+        after = measure_ceiling(config, args.ceiling)
+        print(f"(a) ceiling again after (b): {after:,.0f} msg/s")
+    return report((before + after) / 2, runs)
 
 
 def parse_args(argv):
@@ -75,6 +80,8 @@ def parse_args(argv):
     p.add_argument("--batch-size", type=int, default=500, help="SEND_BATCH_SIZE")
     p.add_argument("--ceiling", type=int, default=10_000, help="messages per round of (a)")
     p.add_argument("--sink", choices=["auto", "smtp-sink", "python"], default="auto")
+    p.add_argument("--asynchronous-commit", action="store_true",
+                   help="SEND_SYNCHRONOUS_COMMIT=false: sent marks do not wait for the disk")
     return p.parse_args(argv)
 
 
@@ -121,13 +128,14 @@ def app_config(database: str, redis: str, smtp: str, tmp: Path, args) -> dict:
     return {"DATABASE_URL": database, "REDIS_URL": redis, "SMTP_URL": smtp,
             "INSTANCE_PATH": str(tmp / "instance"), "SECRET_KEY": secrets.token_hex(16),
             "BASE_URL": "https://news.example.org", "MAIL_FROM": "Daily Edition <daily@news.example.org>",
-            "SEND_BATCH_SIZE": args.batch_size}
+            "SEND_BATCH_SIZE": args.batch_size, "SEND_SYNCHRONOUS_COMMIT": not args.asynchronous_commit}
 
 
 @contextlib.contextmanager
 def worker_processes(config: dict, concurrency: int, tmp: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env |= {f"NEWSLETTER_{k}": str(v) for k, v in config.items()}
+    # Flask's from_prefixed_env reads JSON: true/false, numbers; anything else is a string.
+    env |= {f"NEWSLETTER_{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     log = tmp / "worker.log"
     cmd = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "warning",
            "-c", str(concurrency), "-P", "prefork", "--without-gossip", "--without-mingle",
@@ -290,13 +298,14 @@ def print_setup(args, database: str, sink_kind: str) -> None:
     backend = database.split(":", 1)[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"database: {backend}; sink: {sink_kind}; workers: 1 × celery -c {args.concurrency}; "
-          f"batches of {args.batch_size}")
+          f"batches of {args.batch_size}; synchronous commit {'off' if args.asynchronous_commit else 'on'}")
 
 
 def report(ceiling: float, runs: list[dict]) -> int:
     best = max(run["rate"] for run in runs)
     ratio = best / ceiling
-    print(f"(b)/(a): {ratio:.2f} (best end-to-end rate {best:,.0f} msg/s; goal >= {GOAL_RATIO})")
+    print(f"(b)/(a): {ratio:.2f} (best end-to-end rate {best:,.0f} msg/s against the mean ceiling "
+          f"{ceiling:,.0f} msg/s; goal >= {GOAL_RATIO})")
     ok = ratio >= GOAL_RATIO and all(run["failed"] == 0 for run in runs)
     for run in runs:
         if run["size"] >= 100_000:

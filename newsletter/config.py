@@ -69,10 +69,10 @@ DEFAULTS = {
                                  # when no worker took them up within this time
     "SEND_PLAN_GRACE": 300,      # a send not planned this long after its start is planned again
     "SEND_SWEEP_SECONDS": 60,    # how often beat runs the sweeper
-    # PostgreSQL: wait for the disk at each "sent" mark. False (the default) waits for the
-    # server only: a worker killed still loses nothing, a PostgreSQL crash may forget the
-    # last fraction of a second of marks, and those messages go again (docs/delivery.md).
-    "SEND_SYNCHRONOUS_COMMIT": False,
+    # PostgreSQL: each "sent" mark waits for the disk. false: for the server only (a
+    # PostgreSQL crash may then forget the last fraction of a second of marks, and those
+    # messages go again); worth it only on a slow disk with few workers (docs/delivery.md).
+    "SEND_SYNCHRONOUS_COMMIT": True,
 }
 
 
