@@ -1,4 +1,4 @@
-"""The mail catcher: its SMTP server, its reader and the /dev/mail pages, all real."""
+"""The mail catcher: its SMTP server and its reader, all real."""
 from __future__ import annotations
 
 import smtplib
@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter import create_app, mail, mailcatcher
+from newsletter import mail, mailcatcher
 
 
 def message(to="reader@example.org", subject="Your sign-up", html="<p>Hello <b>there</b></p>"):
@@ -30,12 +30,6 @@ def catcher(tmp_path):
 def smtp_send(server: mailcatcher.CatcherSmtpServer, msg: EmailMessage) -> None:
     with smtplib.SMTP(server.host, server.port, timeout=10) as client:
         client.send_message(msg)
-
-
-@pytest.fixture
-def catcher_app(app_config, catcher):
-    """The app as `newsletter dev` runs it without NEWSLETTER_SMTP_URL."""
-    return create_app(app_config | {"SMTP_URL": None, "MAIL_CATCHER_DIR": str(catcher.directory)})
 
 
 # ---------------------------------------------------------------- the SMTP server
@@ -110,71 +104,4 @@ def test_the_list_has_a_limit(tmp_path):
     assert [m.subject for m in mailcatcher.list_messages(tmp_path, limit=2)] == ["n4", "n3"]
 
 
-# ---------------------------------------------------------------- /dev/mail
-
-def test_caught_mail_shows_on_the_pages(catcher, catcher_app):
-    smtp_send(catcher, message(to="ann@example.org", subject="Confirm your <sign-up>",
-                               html='<p onclick="x()">Hi &amp; "welcome"</p><script>alert(1)</script>'))
-    client = catcher_app.test_client()
-
-    listing = client.get("/dev/mail")
-    assert listing.status_code == 200
-    page = listing.get_data(as_text=True)
-    assert "ann@example.org" in page and "Confirm your &lt;sign-up&gt;" in page
-    [summary] = mailcatcher.list_messages(catcher.directory)
-    assert f"/dev/mail/{summary.id}" in page
-
-    shown = client.get(f"/dev/mail/{summary.id}")
-    assert shown.status_code == 200
-    body = shown.get_data(as_text=True)
-    assert "Confirm your &lt;sign-up&gt;" in body
-    assert '<a href="http://newsletter.test/newsletter/confirm/abc"' in body  # the text part, linked
-    assert "<script>alert(1)</script>" not in body  # the HTML part is not in the page itself
-    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in body
-    assert f'src="/dev/mail/{summary.id}/html"' in body
-
-
-def test_the_html_part_has_its_own_strict_policy(catcher, catcher_app):
-    smtp_send(catcher, message(html="<p>Hi</p><script>alert(1)</script>"))
-    [summary] = mailcatcher.list_messages(catcher.directory)
-    response = catcher_app.test_client().get(f"/dev/mail/{summary.id}/html")
-    assert response.status_code == 200 and response.mimetype == "text/html"
-    assert "<script>alert(1)</script>" in response.get_data(as_text=True)  # as sent, but inert:
-    policy = response.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in policy and "sandbox" in policy and "script-src" not in policy
-    assert "frame-ancestors 'self'" in policy
-    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
-
-
-def test_the_source_is_plain_text(catcher, catcher_app):
-    smtp_send(catcher, message(subject="Source"))
-    [summary] = mailcatcher.list_messages(catcher.directory)
-    response = catcher_app.test_client().get(f"/dev/mail/{summary.id}/raw")
-    assert response.mimetype == "text/plain"
-    assert b"Subject: Source" in response.data
-
-
-def test_unknown_messages_are_404(catcher_app):
-    client = catcher_app.test_client()
-    for path in ("/dev/mail/nope", "/dev/mail/20240101T000000000000Z-0000abcd",
-                 "/dev/mail/20240101T000000000000Z-0000abcd/html", "/dev/mail/..%2F..%2Fsecret/raw"):
-        assert client.get(path).status_code == 404, path
-
-
-def test_an_empty_catcher_says_so(catcher_app):
-    response = catcher_app.test_client().get("/dev/mail")
-    assert response.status_code == 200
-    assert "No mail caught yet" in response.get_data(as_text=True)
-
-
-def test_the_pages_are_404_when_smtp_is_configured(client):
-    assert client.get("/dev/mail").status_code == 404
-
-
-def test_the_pages_stay_when_the_dev_stack_points_smtp_at_the_catcher(app_config, catcher):
-    app = create_app(app_config | {"SMTP_URL": catcher.url, "MAIL_CATCHER": 1,
-                                   "MAIL_CATCHER_DIR": str(catcher.directory)})
-    smtp_send(catcher, message(subject="Through the stack"))
-    response = app.test_client().get("/dev/mail")
-    assert response.status_code == 200
-    assert "Through the stack" in response.get_data(as_text=True)
+# The pages that show caught mail are in the console: tests/web/test_console_mail.py.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask
 
 from newsletter.queue import celery_settings
@@ -21,6 +22,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery.set_default()
     celery.autodiscover_tasks(["workers"], related_name="tasks", force=True)
     celery.autodiscover_tasks(["workers"], related_name="delivery_tasks", force=True)
+    celery.autodiscover_tasks(["workers"], related_name="schedule_tasks", force=True)
     app.extensions["celery"] = celery
     return celery
 
@@ -37,4 +39,7 @@ def beat_schedule(config) -> dict:
         "task": "delivery.sweep",
         "schedule": float(config.get("SEND_SWEEP_SECONDS", 60)),
     }
+    if config.get("DAILY_SEND_AT"):
+        # Every minute, on the minute; the task itself knows when the day's send is due.
+        schedule["daily-send"] = {"task": "schedule.daily_send", "schedule": crontab()}
     return schedule

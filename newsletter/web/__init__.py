@@ -30,7 +30,7 @@ PUBLIC_API_PATHS = [r"/api/v1/signups"]
 def init_app(app: Flask) -> None:
     from newsletter import limits
     from newsletter.web import api, assets, devmail, errors, health, reader, requestinfo, subscriptions
-    from newsletter.web import operator_api
+    from newsletter.web import console, editions_api, openapi, operator_api
 
     app.register_blueprint(reader.bp)
     app.register_blueprint(api.bp)
@@ -47,8 +47,12 @@ def init_app(app: Flask) -> None:
     csrf.exempt(subscriptions.unsubscribe)
     app.register_blueprint(operator_api.bp)
     csrf.exempt(operator_api.bp)  # bearer tokens: nothing ambient to forge
+    app.register_blueprint(editions_api.bp)
+    csrf.exempt(editions_api.bp)  # bearer tokens too
+    app.register_blueprint(openapi.bp)
     limits.init_app(app)
     limits.limit_signups(app, ["subscriptions.signup", "api.signup"], requestinfo.submitted_address)
+    console.init_app(app)  # the operator console: sign-in, dashboard, editions, caught mail
     init_cors(app)
     init_proxy_fix(app)
     app.add_template_global(assets.asset_url)

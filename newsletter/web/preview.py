@@ -5,46 +5,26 @@ sandboxed frame, full width and phone width), the text part and the headers; POS
 /operator/editions/<id>/test-send mails it to one address with "[TEST]" in the subject,
 outside the deliveries ledger. Both show the sample with links that unsubscribe nobody.
 
-Console sign-in does not exist yet: `operator_signed_in` lets a request through when the
-app is TESTING or when the session names an existing operator under "operator_id" (what
-the console's sign-in will set). Swap the decorator for the console's own when it lands.
+Both need a signed-in operator: the console's own sign-in (web.console.console_required).
 """
 from __future__ import annotations
 
 import email
 from email import policy
 from email.utils import make_msgid, parseaddr
-from functools import wraps
 
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 
 from newsletter import addresses, db, edition_render, editions, mail
-from newsletter.models import Operator
+from newsletter.web.console import console_required
 from newsletter.web.devmail import HTML_PART_POLICY
 
 bp = Blueprint("preview", __name__, url_prefix="/operator/editions")
 SAMPLE_ADDRESS, SAMPLE_NAME = "reader@example.org", "Sam Reader"
 
 
-def operator_signed_in(view):
-    """Run `view` only for a signed-in operator (or in tests); 403 otherwise, for now."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if not (current_app.config["TESTING"] or _session_operator() is not None):
-            abort(403, "Sign in as an operator to see this page.")
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def _session_operator() -> Operator | None:
-    operator_id = session.get("operator_id")
-    return db.session().get(Operator, operator_id) if isinstance(operator_id, int) else None
-
-
 @bp.get("/<int:edition_id>/preview")
-@operator_signed_in
+@console_required
 def show(edition_id: int):
     audience = _audience()
     message = _sample(edition_id, audience)
@@ -54,7 +34,7 @@ def show(edition_id: int):
 
 
 @bp.get("/<int:edition_id>/preview/html")
-@operator_signed_in
+@console_required
 def html_part(edition_id: int) -> Response:
     """The HTML part alone, for the preview's frames: its own styles, no scripts, no forms."""
     message = _sample(edition_id, _audience())
@@ -65,7 +45,7 @@ def html_part(edition_id: int) -> Response:
 
 
 @bp.post("/<int:edition_id>/test-send")
-@operator_signed_in
+@console_required
 def test_send(edition_id: int):
     audience = _audience()
     try:

@@ -1,0 +1,263 @@
+"""GET /api/v1/openapi.json: the OpenAPI 3.1 description of every /api/v1 route.
+
+The paths come from the app's URL map, so the document lists each route that exists;
+what each operation takes and answers is written by hand in OPERATIONS (keyed by
+endpoint, then method) and SCHEMAS below, the one place to describe a route. A route
+without an entry still appears, marked `x-undocumented`, and tests/web/test_openapi.py
+fails until it has one.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Flask, current_app, jsonify
+from werkzeug.routing import Rule
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+PREFIX = "/api/v1/"
+_PARAMETER = re.compile(r"<(?:(?P<converter>[a-zA-Z_]\w*)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+_TYPES = {"int": {"type": "integer", "minimum": 0}, "float": {"type": "number"}}
+
+
+@bp.get("/openapi.json")
+def document():
+    return jsonify(openapi_document(current_app))
+
+
+def openapi_document(app: Flask) -> dict:
+    """The whole document for the routes `app` has now."""
+    paths: dict[str, dict] = {}
+    for rule in api_rules(app):
+        path, parameters = openapi_path(rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operation = dict(OPERATIONS.get(rule.endpoint, {}).get(method.lower()) or _undocumented(rule))
+            operation["operationId"] = f"{rule.endpoint}.{method.lower()}"
+            if parameters:
+                operation["parameters"] = parameters + operation.get("parameters", [])
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {"openapi": "3.1.0", "info": INFO, "paths": dict(sorted(paths.items())),
+            "components": {"schemas": SCHEMAS, "responses": RESPONSES,
+                           "securitySchemes": SECURITY_SCHEMES}}
+
+
+def api_rules(app: Flask) -> list[Rule]:
+    return sorted((r for r in app.url_map.iter_rules() if r.rule.startswith(PREFIX)), key=lambda r: r.rule)
+
+
+def undocumented(app: Flask) -> list[str]:
+    """"METHOD /path" of each /api/v1 operation that OPERATIONS does not describe."""
+    return [f"{method} {rule.rule}" for rule in api_rules(app)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+            if method.lower() not in OPERATIONS.get(rule.endpoint, {})]
+
+
+def openapi_path(rule: Rule) -> tuple[str, list[dict]]:
+    """`/api/v1/editions/<int:edition_id>` → `/api/v1/editions/{edition_id}` and its parameter."""
+    parameters = [{"name": m["name"], "in": "path", "required": True,
+                   "schema": _TYPES.get(m["converter"] or "", {"type": "string"})}
+                  for m in _PARAMETER.finditer(rule.rule)]
+    return _PARAMETER.sub(lambda m: "{" + m["name"] + "}", rule.rule), parameters
+
+
+def _undocumented(rule: Rule) -> dict:
+    return {"summary": f"{rule.endpoint} (not described yet)", "x-undocumented": True,
+            "responses": {"default": {"description": "Not described yet."}}}
+
+
+# ---------------------------------------------------------------- the descriptions
+
+INFO = {
+    "title": "The Daily Edition API",
+    "version": "1",
+    "description": "Articles and newsletter sign-ups for pages and apps; editions, suppressions "
+                   "and list counts for operators, with a bearer token from "
+                   "`newsletter operator token EMAIL`. Errors are "
+                   '`{"error": {"code", "message", "field"?}}`.',
+}
+
+SECURITY_SCHEMES = {"operatorToken": {"type": "http", "scheme": "bearer",
+                                      "description": "A token from `newsletter operator token EMAIL`."}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _response(name: str) -> dict:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _operator(operation: dict) -> dict:
+    """An operator route: a bearer token, or 401."""
+    return operation | {"security": [{"operatorToken": []}],
+                        "responses": operation["responses"] | {"401": _response("Unauthorized")}}
+
+
+def _edition_control(summary: str, description: str, flag: str) -> dict:
+    schema = {"allOf": [_ref("Progress"), {"type": "object", "required": [flag],
+                                           "properties": {flag: {"type": "boolean" if flag == "changed" else "integer"}}}]}
+    return _operator({"summary": summary, "description": description, "tags": ["editions"],
+                      "responses": {"200": _json(schema, "The edition's progress after the call."),
+                                    "404": _response("NotFound")}})
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string", "examples": ["not_found", "invalid", "unknown_article"]},
+                           "message": {"type": "string"},
+                           "field": {"type": ["string", "null"], "description": "The request field at fault."}}}},
+    },
+    "Article": {
+        "type": "object",
+        "required": ["slug", "headline", "byline", "published_at", "paragraphs", "images", "notes"],
+        "properties": {
+            "slug": {"type": "string"}, "headline": {"type": "string"}, "byline": {"type": "string"},
+            "published_at": {"type": "string", "format": "date-time"},
+            "paragraphs": {"type": "array", "items": {"type": "string"}},
+            "images": {"type": "array", "items": {
+                "type": "object", "required": ["caption", "credit"],
+                "properties": {"caption": {"type": "string"}, "credit": {"type": "string"}}}},
+            "notes": {"type": "array", "items": {"type": "string"}},
+            "section": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+            "access": {"type": "string"}, "url": {"type": "string"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "body": {"type": "array", "description": "Paragraph and image blocks in reading order.",
+                     "items": {"type": "object", "required": ["type"],
+                               "properties": {"type": {"enum": ["paragraph", "image"]}}}},
+        },
+    },
+    "Signup": {
+        "type": "object", "required": ["email", "consent"],
+        "properties": {"email": {"type": "string", "format": "email"}, "consent": {"const": True},
+                       "article": {"type": "string", "description": "The slug of the page's article."},
+                       "page": {"type": "string", "description": "The page's URL (default: Referer)."}},
+    },
+    "SignupAccepted": {"type": "object", "required": ["status"],
+                       "properties": {"status": {"const": "pending_confirmation"}}},
+    "Reports": {
+        "type": "object", "required": ["reports"],
+        "properties": {"reports": {"type": "array", "maxItems": 1000, "items": {
+            "type": "object", "required": ["email", "type"],
+            "properties": {"email": {"type": "string"},
+                           "type": {"enum": ["hard", "soft", "complaint", "bounce"]},
+                           "bounce_type": {"enum": ["Permanent", "Transient", "Undetermined"],
+                                           "description": "With type bounce (Amazon SES)."},
+                           "at": {"type": "string", "format": "date-time"},
+                           "detail": {"type": "string"}}}}},
+    },
+    "ReportSummary": {
+        "type": "object", "required": ["processed", "duplicates", "suppressed", "unsubscribed", "invalid"],
+        "properties": {"processed": _COUNT, "duplicates": _COUNT, "suppressed": _COUNT, "unsubscribed": _COUNT,
+                       "invalid": {"type": "array", "items": {
+                           "type": "object", "required": ["index", "message"],
+                           "properties": {"index": _COUNT, "message": {"type": "string"}}}}},
+    },
+    "SubscriberCounts": {
+        "type": "object", "required": ["pending", "confirmed", "unsubscribed", "suppressed"],
+        "properties": {"pending": _COUNT, "confirmed": _COUNT, "unsubscribed": _COUNT, "suppressed": _COUNT},
+    },
+    "EditionRequest": {
+        "type": "object",
+        "properties": {"date": {"type": "string", "format": "date",
+                                "description": "The edition's date; default: today in the newsroom's zone."},
+                       "articles": {"type": "array", "items": {"type": "string"},
+                                    "description": "Slugs in order; default: the stories published that day."},
+                       "latest": {"type": "boolean", "default": False,
+                                  "description": "When the day has no stories, take the newest ones."}},
+    },
+    "EditionCreated": {
+        "type": "object", "required": ["id"],
+        "properties": {"id": {"type": "integer"}, "date": {"type": "string", "format": "date"},
+                       "state": {"const": "draft"}, "subject": {"type": "string"},
+                       "articles": {"type": "array", "items": {"type": "string"}}},
+    },
+    "Progress": {
+        "type": "object", "required": ["id", "state", "total", "sent", "failed", "pending"],
+        "properties": {"id": {"type": "integer"},
+                       "state": {"enum": ["draft", "sending", "paused", "cancelled", "sent"]},
+                       "total": _COUNT, "sent": _COUNT, "failed": _COUNT, "pending": _COUNT, "skipped": _COUNT,
+                       "rate": {"type": "number", "description": "Messages per second over the last minute."},
+                       "eta_seconds": {"type": ["integer", "null"]}},
+    },
+}
+
+RESPONSES = {
+    "Unauthorized": _json(_ref("Error"), "No operator token, or an unknown or revoked one."),
+    "NotFound": _json(_ref("Error"), "No such edition."),
+    "Invalid": _json(_ref("Error"), "The request cannot be carried out; `field` names the culprit."),
+}
+
+OPERATIONS = {
+    "openapi.document": {"get": {
+        "summary": "This document", "tags": ["meta"],
+        "responses": {"200": {"description": "The OpenAPI 3.1 description of every /api/v1 route.",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+    "api.article": {"get": {
+        "summary": "An article", "tags": ["articles"],
+        "responses": {"200": _json(_ref("Article"), "The article, promotional boxes left out."),
+                      "404": _json(_ref("Error"), "No article has this slug.")}}},
+    "api.signup": {"post": {
+        "summary": "Sign up to the Daily Edition",
+        "description": "Starts the double opt-in: a confirmation mail goes to the address. The answer "
+                       "is the same for new and known addresses. Rate limited per IP and per address; "
+                       "allowed from the browsers of the origins in CORS_ORIGINS.",
+        "tags": ["newsletter"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Signup")}}},
+        "responses": {"202": _json(_ref("SignupAccepted"), "Taken; a mail follows when one is due."),
+                      "413": _json(_ref("Error"), "The body is too large."),
+                      "415": _json(_ref("Error"), "The body is not JSON."),
+                      "422": _response("Invalid"),
+                      "429": _json(_ref("Error"), "Too many sign-ups; see Retry-After.")}}},
+    "operator_api.suppression_reports": {"post": _operator({
+        "summary": "Report bounces and complaints",
+        "description": "Applies the suppression rules; each report can be sent again safely.",
+        "tags": ["subscribers"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Reports")}}},
+        "responses": {"200": _json(_ref("ReportSummary"), "What the reports did."),
+                      "400": _json(_ref("Error"), "Not a reports object."),
+                      "413": _json(_ref("Error"), "More than 1,000 reports.")}})},
+    "operator_api.subscriber_counts": {"get": _operator({
+        "summary": "Subscribers by state", "tags": ["subscribers"],
+        "responses": {"200": _json(_ref("SubscriberCounts"), "Counts, zeros included.")}})},
+    "editions_api.create": {"post": _operator({
+        "summary": "Create a draft edition",
+        "tags": ["editions"],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("EditionRequest")}}},
+        "responses": {"201": _json(_ref("EditionCreated"), "Created; Location is its progress."),
+                      "400": _json(_ref("Error"), "The body is not JSON."),
+                      "422": _response("Invalid")}})},
+    "editions_api.show": {"get": _operator({
+        "summary": "An edition's progress",
+        "description": "As `newsletter edition status ID --json`.",
+        "tags": ["editions"],
+        "responses": {"200": _json(_ref("Progress"), "State and delivery counts."),
+                      "404": _response("NotFound")}})},
+    "editions_api.send": {"post": _operator({
+        "summary": "Send an edition",
+        "description": "Queues the send of a draft. A second call while it runs (or after) changes "
+                       "nothing and answers the same; `started` says whether this call started it.",
+        "tags": ["editions"],
+        "responses": {"202": _json({"allOf": [_ref("Progress"), {
+                          "type": "object", "required": ["started"],
+                          "properties": {"started": {"type": "boolean"}}}]}, "Queued, or running already."),
+                      "404": _response("NotFound"),
+                      "409": _json(_ref("Error"), "The edition was cancelled.")}})},
+    "editions_api.pause": {"post": _edition_control(
+        "Pause a send", "Batches stop before their next message; the rest stays pending.", "changed")},
+    "editions_api.resume": {"post": _edition_control(
+        "Resume a paused send", "The pending deliveries are queued again.", "changed")},
+    "editions_api.cancel": {"post": _edition_control(
+        "Cancel an edition", "A draft or a running send; every pending delivery is skipped.", "changed")},
+    "editions_api.resend_failed": {"post": _edition_control(
+        "Send the failed deliveries again", "Each failed delivery gets a fresh set of attempts; "
+        "`resent` says how many.", "resent")},
+}
