@@ -39,6 +39,11 @@ DEFAULTS = {
     # Editions (newsletter.editions, newsletter.edition_render, newsletter.dkim).
     "TIMEZONE": "UTC",           # the newsroom's zone, e.g. "Europe/London": which stories are "the day's"
     "EDITION_STORIES": 8,        # stories in an edition assembled from the day's news
+    # The daily schedule and the operator console (newsletter.schedule, web.console; docs/operator.md).
+    "DAILY_SEND_AT": None,       # "07:00": beat sends the day's edition then, in TIMEZONE; None: no daily send
+    "DAILY_SEND_WINDOW": 60,     # minutes after DAILY_SEND_AT in which the schedule still sends
+    "CONSOLE_SESSION_HOURS": 12,  # a console sign-in lasts this long
+    "CONSOLE_LOGIN_LIMIT": "10 per minute; 100 per hour",  # console sign-in attempts per client IP
     "REPLY_TO": None,            # Reply-To of editions; None: no Reply-To (replies go to MAIL_FROM)
     "DKIM_PRIVATE_KEY": None,    # PEM text or a PEM file's path; None: no DKIM signing (the relay may sign)
     "DKIM_SELECTOR": None,       # needed with DKIM_PRIVATE_KEY: the key's DNS name is <selector>._domainkey.<domain>
