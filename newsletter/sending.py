@@ -22,7 +22,9 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Callable
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Row, bindparam, select
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
 from newsletter import edition_render, ledger, mail, subscribers, suppression
@@ -240,16 +242,32 @@ _RECIPIENT = (
     .where(_d.id == bindparam("delivery_id")))
 
 
-_MARK_SENT_AND_READ = _RECIPIENT.add_cte(ledger.MARK_SENT_CTE)
+_MARK_SENT_AND_READ = _RECIPIENT.add_cte(ledger.MARK_SENT_CTE)  # PostgreSQL only
+
+
+def _compiled_for_psycopg(statement) -> tuple[str, dict]:
+    compiled = statement.compile(dialect=postgresql_psycopg.dialect())
+    return str(compiled), dict(compiled.params)
+
+
+# PostgreSQL: the per-message statement goes straight to the driver, which spares
+# SQLAlchemy's ~0.1 ms of CPU per execution (a fifth of a message's cost). Values need no
+# conversion: psycopg takes and gives aware datetimes.
+_PSYCOPG = {False: _compiled_for_psycopg(_RECIPIENT), True: _compiled_for_psycopg(_MARK_SENT_AND_READ)}
 
 
 def _recipient(session: Session, delivery_id: int, sent: tuple[int, datetime] | None):
-    """The row to send next; first records `sent` (id, time) as sent, in the same round
-    trip on PostgreSQL (autocommit commits it as the statement ends)."""
+    """The row to send next (a row of named columns); first records `sent` (id, time) as
+    sent, in the same round trip on PostgreSQL (autocommit commits it as the statement
+    ends)."""
     connection = session.connection()
-    if sent is not None and connection.dialect.name == "postgresql":
-        return connection.execute(_MARK_SENT_AND_READ, {
-            "delivery_id": delivery_id, "sent_id": sent[0], "sent_at": sent[1]}).first()
+    if connection.dialect.driver == "psycopg":
+        sql, params = _PSYCOPG[sent is not None]
+        params = params | {"delivery_id": delivery_id}
+        if sent is not None:
+            params |= {"sent_id": sent[0], "sent_at": sent[1]}
+        with connection.connection.dbapi_connection.cursor(row_factory=namedtuple_row) as cursor:
+            return cursor.execute(sql, params).fetchone()
     if sent is not None:
         ledger.mark_sent(session, *sent)
     return connection.execute(_RECIPIENT, {"delivery_id": delivery_id}).first()
