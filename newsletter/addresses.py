@@ -5,6 +5,7 @@ erased or suppressed address leaves, so case variants of one mailbox hash alike.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from email_validator import EmailNotValidError, validate_email
@@ -27,6 +28,13 @@ def normalise(raw: str) -> str:
         raise InvalidEmail("Enter your email address.")
     if len(raw) > MAX_LENGTH:
         raise InvalidEmail(f"An email address can be at most {MAX_LENGTH} characters long.")
+    return _normalised(raw)
+
+
+# A sign-up request normalises its address twice (its per-address rate limit, then the
+# form), so the last results are kept; failures are not (InvalidEmail is raised again).
+@functools.lru_cache(maxsize=256)
+def _normalised(raw: str) -> str:
     return _validated(raw).normalized
 
 

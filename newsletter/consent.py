@@ -7,7 +7,7 @@ erasure removes only their personal parts (newsletter.subscribers.erase).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -33,6 +33,15 @@ class ConsentContext:
     article: str = ""
     source: str = "form"  # one of SOURCES
 
+    def as_json(self) -> dict:
+        """The context as a JSON object, for a task's arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ConsentContext:
+        """The context `as_json` gave; unknown keys are ignored, missing ones default."""
+        return cls(**{f.name: str(data[f.name]) for f in fields(cls) if f.name in data})
+
 
 def configured_text(config) -> str:
     """The consent wording in force: CONSENT_TEXT, or the default."""
@@ -50,15 +59,19 @@ def wording_version(session: Session, text: str) -> str:
 
 def record_consent(session: Session, subscriber: Subscriber, action: str,
                    ctx: ConsentContext, text: str | None = None,
-                   at: datetime | None = None) -> ConsentRecord:
-    """Store proof of one consent event of `subscriber`; `text` is the wording agreed to."""
+                   at: datetime | None = None, request_id: str | None = None) -> ConsentRecord:
+    """Store proof of one consent event of `subscriber`; `text` is the wording agreed to.
+
+    `request_id` (unique) names the web request the event comes from, when it was queued.
+    """
     if action not in ACTIONS or ctx.source not in SOURCES:
         raise ValueError(f"unknown consent action or source: {action!r}, {ctx.source!r}")
     version = wording_version(session, text) if text is not None else None
     record = ConsentRecord(
         subscriber_id=subscriber.id, email_hash=subscriber.email_hash, action=action,
         version=version, at=at or utcnow(), ip=ctx.ip[:64], user_agent=ctx.user_agent[:500],
-        page=ctx.page[:1000], article=ctx.article[:120], source=ctx.source)
+        page=ctx.page[:1000], article=ctx.article[:120], source=ctx.source,
+        request_id=request_id)
     session.add(record)
     session.flush()
     return record

@@ -133,6 +133,9 @@ class ConsentRecord(Base):
     page: Mapped[str] = mapped_column(String(1000), default="")
     article: Mapped[str] = mapped_column(String(120), default="")
     source: Mapped[str] = mapped_column(String(20), default="form")  # form, api, import, mail
+    # The web's id of the sign-up request this records: a redelivered message finds it
+    # and records nothing twice. None for records not made from a queued sign-up.
+    request_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True, index=True)
 
 
 class ConfirmationToken(Base):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 from flask import Flask, current_app
+from kombu.exceptions import OperationalError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,14 @@ _PENDING = "newsletter.queue.pending"
 # ETA we use stays far below it (Celery's Redis caveats: a countdown longer than this
 # runs the task again and again).
 VISIBILITY_TIMEOUT = 3600
+
+# The web's publisher: a broker that does not answer within these seconds is down for
+# this request (the reader is told to try again) rather than a request left hanging.
+PUBLISH_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take a message: the work of the commit that queued it was not published."""
 
 
 def celery_settings(config) -> dict:
@@ -59,7 +68,9 @@ def celery_app(app: Flask | None = None) -> Celery:
     app = app or current_app
     if app.extensions.get("celery") is None:
         producer = Celery("newsletter", set_as_current=False)
-        producer.conf.update(celery_settings(app.config))
+        settings = celery_settings(app.config)
+        settings["broker_transport_options"] |= PUBLISH_TIMEOUTS
+        producer.conf.update(settings)
         app.extensions["celery"] = producer
     return app.extensions["celery"]
 
@@ -85,7 +96,13 @@ def _publish(session: Session) -> None:
     if pending:
         celery = celery_app()
         for _transaction, name, args, options in pending:
-            celery.send_task(name, args=list(args), **options)
+            try:
+                # Celery's own repr of the arguments (saferepr) costs more than the rest
+                # of a publish; the plain repr, cut to Celery's length, says as much.
+                celery.send_task(name, args=list(args), argsrepr=repr(args)[:1024], kwargsrepr="{}",
+                                 ignore_result=True, **options)
+            except OperationalError as error:
+                raise QueueUnavailable(f"could not queue {name}: {error}") from error
 
 
 @event.listens_for(Session, "after_soft_rollback")

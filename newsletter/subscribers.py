@@ -1,9 +1,11 @@
 """The Daily Edition list: sign-up, double opt-in, unsubscribe, pause, export and erasure.
 
 States: pending (signed up, not confirmed), confirmed, unsubscribed. Suppression (bounces,
-complaints, erasure) is kept apart by address hash and checked before any mail. Every
-sign-up does the same work whatever the address's state, so the answer reveals nothing;
-what differs (which mail, if any) is decided by the worker in `signup_mail`.
+complaints, erasure) is kept apart by address hash and checked before any mail. A sign-up
+request only queues the sign-up (`queue_signup`: no database work, the same whatever the
+address's state, so the answer reveals nothing); the worker records it (`signup`, once
+per request however often the message comes) and decides which mail, if any, it calls
+for (`signup_mail`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import hashlib
 import logging
 import re
 import secrets
+import uuid
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -74,11 +77,35 @@ def is_receiving(subscriber: Subscriber, now: datetime) -> bool:
 
 # ---------------------------------------------------------------- sign-up and opt-in
 
-def signup(session: Session, email: str, ctx: ConsentContext, consent_text: str) -> None:
-    """Record a sign-up of a normalised address and queue its mail; the same work for every state."""
+def queue_signup(session: Session, email: str, ctx: ConsentContext, consent_text: str,
+                 now: datetime | None = None) -> str:
+    """Queue the sign-up of a normalised address for the worker, and return its request id.
+
+    No SQL: the same work, and time, for an address in any state. Published when
+    `session` commits (newsletter.queue).
+    """
+    request_id = uuid.uuid4().hex
+    at = (now or utcnow()).isoformat()
+    enqueue(session, "subscribers.signup", request_id, email, ctx.as_json(), consent_text, at)
+    return request_id
+
+
+def signup(session: Session, email: str, ctx: ConsentContext, consent_text: str,
+           request_id: str | None = None, at: datetime | None = None) -> int | None:
+    """Record a sign-up of a normalised address; the id of its subscriber.
+
+    A `request_id` already recorded records nothing again: a redelivered message gives
+    the subscriber of the first delivery (None if erased since). The state never changes
+    here: an unsubscribed reader must confirm again.
+    """
+    if request_id is not None:
+        done = select(ConsentRecord).where(ConsentRecord.request_id == request_id)
+        record = session.scalars(done).first()
+        if record is not None:
+            return record.subscriber_id
     subscriber = by_email(session, email) or _create(session, email, ctx.source)
-    record_consent(session, subscriber, "signup", ctx, consent_text)
-    enqueue(session, "subscribers.signup_mail", subscriber.id)
+    record_consent(session, subscriber, "signup", ctx, consent_text, at=at, request_id=request_id)
+    return subscriber.id
 
 
 def _create(session: Session, email: str, source: str) -> Subscriber:

@@ -139,18 +139,25 @@ def test_a_new_address_becomes_a_pending_subscriber(session, app):
     assert record.version == wording_version(session, TEXT)
 
 
-def test_the_signup_mail_is_queued_only_after_commit(session, app):
-    signup(session, "reader@example.org", CTX, TEXT)
+def test_a_queued_signup_is_published_on_commit_with_everything_the_worker_needs(session, app):
+    request_id = subscribers.queue_signup(session, "reader@example.org", CTX, TEXT, now=NOW)
     assert published(app) == []
     session.commit()
-    reader = subscribers.by_email(session, "reader@example.org")
-    assert published(app) == [("subscribers.signup_mail", [reader.id])]
+    assert published(app) == [("subscribers.signup", [
+        request_id, "reader@example.org",
+        {"ip": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11) Firefox/140.0",
+         "page": "http://newsletter.test/articles/harbour", "article": "harbour", "source": "form"},
+        TEXT, "2026-11-25T08:00:00+00:00"])]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    assert count(session, Subscriber) == 0  # recorded by the worker
 
 
 def test_a_rolled_back_signup_leaves_nothing(session, app):
-    signup(session, "reader@example.org", CTX, TEXT)
+    subscribers.queue_signup(session, "reader@example.org", CTX, TEXT)
     session.rollback()
     session.commit()
+    signup(session, "other@example.org", CTX, TEXT)
+    session.rollback()
     assert count(session, Subscriber) == 0 and count(session, ConsentRecord) == 0
     assert published(app) == []
 
@@ -161,18 +168,42 @@ def test_signup_does_the_same_work_in_every_state(session, app, make_subscriber,
         make_subscriber("reader@example.org", state)
     before = {s.id: (s.state, s.confirmed_at, s.unsubscribed_at)
               for s in session.scalars(select(Subscriber))}
-    queued_before, records_before = len(published(app)), count(session, ConsentRecord)
+    records_before = count(session, ConsentRecord)
 
-    assert signup(session, "reader@example.org", CTX, TEXT) is None
+    subscriber_id = signup(session, "reader@example.org", CTX, TEXT, request_id="a" * 32, at=NOW)
     session.commit()
 
     reader = subscribers.by_email(session, "reader@example.org")
+    assert subscriber_id == reader.id
     assert count(session, Subscriber) == 1
     assert count(session, ConsentRecord) == records_before + 1
-    assert records(session, reader.id)[-1].action == "signup"
-    assert published(app)[queued_before:] == [("subscribers.signup_mail", [reader.id])]
+    record = records(session, reader.id)[-1]
+    assert (record.action, record.request_id, record.at) == ("signup", "a" * 32, NOW)
+    assert published(app) == []  # the worker sends the mail itself
     if state != "new":  # the state never changes: an unsubscribed reader must confirm again
         assert (reader.state, reader.confirmed_at, reader.unsubscribed_at) == before[reader.id]
+
+
+def test_a_request_is_recorded_once_however_often_it_comes(session):
+    first = signup(session, "reader@example.org", CTX, TEXT, request_id="r" * 32)
+    session.commit()
+    again = signup(session, "reader@example.org", CTX, TEXT, request_id="r" * 32)
+    session.commit()
+    assert again == first
+    assert count(session, Subscriber) == 1 and len(records(session, first)) == 1
+    other = signup(session, "reader@example.org", CTX, TEXT, request_id="s" * 32)
+    session.commit()
+    assert other == first and len(records(session, first)) == 2
+
+
+def test_a_request_redelivered_after_erasure_records_nothing(session):
+    subscriber_id = signup(session, "reader@example.org", CTX, TEXT, request_id="r" * 32)
+    session.commit()
+    subscribers.erase(session, subscribers.get(session, subscriber_id))
+    session.commit()
+    assert signup(session, "reader@example.org", CTX, TEXT, request_id="r" * 32) is None
+    session.commit()
+    assert count(session, Subscriber) == 0 and count(session, ConsentRecord) == 1
 
 
 def test_a_case_variant_signs_up_the_same_subscriber(session, make_subscriber):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 from flask import current_app
@@ -9,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from newsletter import db, feeds, mail, subscribers
 from newsletter.addresses import email_hash, normalise
+from newsletter.consent import ConsentContext
 from newsletter.emails import MailSettings
 from newsletter.mail import PermanentSendError, TransientSendError
 
@@ -46,10 +48,32 @@ MAIL_RETRIES = {"autoretry_for": (TransientSendError,), "max_retries": 5, "retry
                 "retry_backoff_max": 600, "retry_jitter": True}
 
 
+# The reader was answered before the sign-up reached the database, so a database that
+# is away for a while is waited for too (a lost race on the request id, as well).
+SIGNUP_RETRIES = MAIL_RETRIES | {"autoretry_for": (TransientSendError, DBAPIError)}
+
+
+@shared_task(name="subscribers.signup", **SIGNUP_RETRIES)
+def sign_up(request_id: str, email: str, context: dict, consent_text: str, at: str) -> None:
+    """Record a sign-up the web queued (once, however often the message comes) and send its mail.
+
+    A retry after a failed send finds the sign-up recorded and tries the mail again.
+    """
+    session = db.session()
+    subscriber_id = subscribers.signup(session, email, ConsentContext.from_json(context), consent_text,
+                                       request_id=request_id, at=datetime.fromisoformat(at))
+    session.commit()
+    if subscriber_id is not None:
+        _signup_mail(session, subscriber_id)
+
+
 @shared_task(name="subscribers.signup_mail", **MAIL_RETRIES)
 def send_signup_mail(subscriber_id: int) -> None:
     """Send what a sign-up calls for: a confirmation, an "already subscribed" mail, or nothing."""
-    session = db.session()
+    _signup_mail(db.session(), subscriber_id)
+
+
+def _signup_mail(session, subscriber_id: int) -> None:
     settings = MailSettings.from_config(current_app.config)
     _deliver(session, subscribers.signup_mail(session, subscriber_id, settings), subscriber_id)
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request
+from werkzeug.exceptions import ServiceUnavailable
 
 from newsletter import articles, consent, db, subscribers
+from newsletter.queue import QueueUnavailable
 from newsletter.web import requestinfo
-from newsletter.web.forms import FieldError, JsonSignup, json_signup
+from newsletter.web.forms import SIGNUP_NOT_TAKEN, SIGNUP_RETRY_AFTER, FieldError, JsonSignup, json_signup
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -21,7 +23,10 @@ def article(slug: str):
 
 @bp.post("/signups")
 def signup():
-    """A sign-up from another site's page: 202 alike for every address (no enumeration)."""
+    """A sign-up from another site's page: 202 alike for every address (no enumeration).
+
+    The sign-up is queued for a worker; 503 with Retry-After when the queue cannot take it.
+    """
     if not request.is_json:
         abort(415, description="Send the sign-up as JSON (Content-Type: application/json).")
     try:
@@ -30,8 +35,12 @@ def signup():
         body = {"code": "invalid", "field": error.field, "message": error.message}
         return jsonify(error=body), 422
     ctx = requestinfo.consent_context("api", data.page, data.article)
-    subscribers.signup(db.session(), data.address, ctx, consent.configured_text(current_app.config))
-    db.session().commit()
+    session = db.session()
+    subscribers.queue_signup(session, data.address, ctx, consent.configured_text(current_app.config))
+    try:
+        session.commit()
+    except QueueUnavailable as error:
+        raise ServiceUnavailable(SIGNUP_NOT_TAKEN, retry_after=SIGNUP_RETRY_AFTER) from error
     return jsonify(status="pending_confirmation"), 202
 
 

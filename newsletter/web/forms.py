@@ -17,6 +17,9 @@ from newsletter import addresses
 CONSENT_MISSING = "Tick the box to agree to the newsletter terms."
 ADDRESS_MISSING = "Enter your email address."
 PAUSE_DAYS = (7, 30, 90)  # the choices the unsubscribe page offers
+# The queue did not take a sign-up (503): nothing was stored, the reader sends it again.
+SIGNUP_NOT_TAKEN = "We could not take your sign-up just now. Please try again in a minute."
+SIGNUP_RETRY_AFTER = 30  # seconds
 
 
 class Form(FlaskForm):

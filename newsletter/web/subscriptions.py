@@ -12,8 +12,10 @@ from flask_wtf.csrf import CSRFError
 
 from newsletter import consent, db, links, subscribers
 from newsletter.models import Subscriber, utcnow
+from newsletter.queue import QueueUnavailable
 from newsletter.web import errors, requestinfo
-from newsletter.web.forms import PAUSE_DAYS, EraseForm, PreferencesForm, SignupForm
+from newsletter.web.forms import (PAUSE_DAYS, SIGNUP_NOT_TAKEN, SIGNUP_RETRY_AFTER, EraseForm,
+                                  PreferencesForm, SignupForm)
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/newsletter")
 
@@ -36,8 +38,15 @@ def signup():
     if not form.validate():
         return render_template("newsletter/signup.html", form=form), 422
     ctx = requestinfo.consent_context("form", form.page.data, form.article.data)
-    subscribers.signup(db.session(), form.address, ctx, consent_text())
-    db.session().commit()
+    session = db.session()
+    subscribers.queue_signup(session, form.address, ctx, consent_text())
+    try:
+        session.commit()
+    except QueueUnavailable:
+        # Nothing was taken: the form again, input kept, to send once more.
+        form.form_errors.append(SIGNUP_NOT_TAKEN)
+        headers = {"Retry-After": str(SIGNUP_RETRY_AFTER)}
+        return render_template("newsletter/signup.html", form=form), 503, headers
     return to_check_inbox()
 
 

@@ -17,6 +17,7 @@ from newsletter import db
 from newsletter.models import Subscriber
 from tests.factories import make_article, paragraph
 from tests.support.browser import snap
+from tests.web.signups import broker, run_queued  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +69,7 @@ def test_signup_confirm_welcome_one_click_unsubscribe(app, live_app, browser_pag
     snap(page, "8-unsubscribed-page")
 
 
-def test_signup_box_works_from_the_keyboard_alone(app, live_app, browser_page):
+def test_signup_box_works_from_the_keyboard_alone(app, live_app, browser_page, run_queued):
     page = browser_page
     page.goto(f"{live_app.url}/articles/{published_article(app)}")
     assert unlabelled_fields(page, "#daily-edition form") == []
@@ -92,6 +93,7 @@ def test_signup_box_works_from_the_keyboard_alone(app, live_app, browser_page):
     page.keyboard.press("Enter")
     page.wait_for_url("**/newsletter/check-your-inbox")
     snap(page, "keyboard-submitted")
+    assert run_queued() == ["subscribers.signup"]  # what a worker does with the queued sign-up
     assert subscriber_state(app, READER) == "pending"
 
 

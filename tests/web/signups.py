@@ -1,6 +1,9 @@
-"""Helpers for the subscription tests: rows in each state, CSRF tokens, the broker's messages.
+"""Helpers for the subscription tests: rows in each state, CSRF tokens, the broker's messages
+and running them.
 
 Test modules import the fixtures they use from here (`from tests.web.signups import ...`).
+A sign-up request only queues the sign-up: tests that look at the database afterwards
+first run what was queued (`run_queued`), in this process, as a worker would.
 """
 from __future__ import annotations
 
@@ -40,12 +43,44 @@ def broker(redis_url):
 
 def published(broker) -> list[tuple[str, list]]:
     """(task name, args) of every message waiting in the broker, oldest first."""
-    messages = []
-    for raw in reversed(broker.lrange(BROKER_LIST, 0, -1)):  # LPUSH: newest first
-        envelope = json.loads(raw)
-        args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
-        messages.append((envelope["headers"]["task"], args))
-    return messages
+    return [decoded(raw) for raw in reversed(broker.lrange(BROKER_LIST, 0, -1))]  # LPUSH: newest first
+
+
+def decoded(raw: bytes) -> tuple[str, list]:
+    envelope = json.loads(raw)
+    args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    return envelope["headers"]["task"], args
+
+
+@pytest.fixture
+def run_queued(app, broker):
+    """Call to run every task waiting in the broker, oldest first, in this process as a
+    worker would (on the test's database, Redis and SMTP server); returns their names."""
+    from workers.celery_app import celery_init_app
+
+    celery = None
+
+    def run() -> list[str]:
+        nonlocal celery
+        celery = celery or celery_init_app(app)
+        names = []
+        while (raw := broker.rpop(BROKER_LIST)) is not None:
+            name, args = decoded(raw)
+            result = celery.tasks[name].apply(args=args)
+            assert result.successful(), result.traceback
+            names.append(name)
+        return names
+
+    yield run
+    if celery is not None:
+        celery.close()
+
+
+def signup_message(broker) -> list:
+    """The arguments of the one sign-up waiting in the broker (it stays there)."""
+    [(name, args)] = published(broker)
+    assert name == "subscribers.signup"
+    return args
 
 
 # ---------------------------------------------------------------- rows

@@ -10,7 +10,7 @@ from newsletter import create_app, db, limits
 from newsletter.models import ConsentRecord
 from newsletter.redis_url import client as redis_client
 from tests.web.markup import parse
-from tests.web.signups import count, csrf_token, post_json, post_signup
+from tests.web.signups import broker, count, csrf_token, post_json, post_signup, run_queued  # noqa: F401
 
 LOOSE = "1000 per minute"
 
@@ -44,10 +44,11 @@ def assert_retry_after(response):
 
 # ---------------------------------------------------------------- per IP
 
-def test_per_ip_limit_on_the_api_answers_429_json_with_retry_after(make_app, session):
+def test_per_ip_limit_on_the_api_answers_429_json_with_retry_after(make_app, session, run_queued):
     client = make_app(SIGNUP_LIMIT_PER_IP="2 per minute", SIGNUP_LIMIT_PER_ADDRESS=LOOSE).test_client()
 
     answers = [sign_up_json(client, f"r{i}@example.com") for i in range(3)]
+    run_queued()
 
     assert [a.status_code for a in answers] == [202, 202, 429]
     assert_retry_after(answers[2])
@@ -56,12 +57,13 @@ def test_per_ip_limit_on_the_api_answers_429_json_with_retry_after(make_app, ses
     assert count(session) == 2
 
 
-def test_per_ip_limit_on_the_form_answers_a_429_page(make_app, session):
+def test_per_ip_limit_on_the_form_answers_a_429_page(make_app, session, run_queued):
     client = make_app(SIGNUP_LIMIT_PER_IP="1 per minute", SIGNUP_LIMIT_PER_ADDRESS=LOOSE).test_client()
     token = csrf_token(client)
 
     first = post_signup(client, "a@example.com", token=token)
     second = post_signup(client, "b@example.com", token=token)
+    run_queued()
 
     assert (first.status_code, second.status_code) == (303, 429)
     assert_retry_after(second)
@@ -182,23 +184,25 @@ def forwarded(client, email, forwarded_for):
                      headers={"X-Forwarded-For": forwarded_for})
 
 
-def test_forwarded_for_is_ignored_without_proxy_fix(make_app, session):
+def test_forwarded_for_is_ignored_without_proxy_fix(make_app, session, run_queued):
     client = make_app(SIGNUP_LIMIT_PER_IP="1 per minute", SIGNUP_LIMIT_PER_ADDRESS=LOOSE).test_client()
 
     assert forwarded(client, "a@example.com", "198.51.100.7").status_code == 202
     # a client cannot pick a fresh IP for each request
     assert forwarded(client, "b@example.com", "198.51.100.8").status_code == 429
+    run_queued()
     assert session.scalars(select(ConsentRecord.ip)).all() == ["127.0.0.1"]
 
 
 @pytest.mark.parametrize("setting", [1, {"x_for": 1, "x_proto": 1}])
-def test_proxy_fix_trusts_the_configured_proxies(make_app, session, setting):
+def test_proxy_fix_trusts_the_configured_proxies(make_app, session, run_queued, setting):
     client = make_app(PROXY_FIX=setting, SIGNUP_LIMIT_PER_IP="1 per minute",
                       SIGNUP_LIMIT_PER_ADDRESS=LOOSE).test_client()
 
     assert forwarded(client, "a@example.com", "198.51.100.7").status_code == 202
     assert forwarded(client, "b@example.com", "198.51.100.8").status_code == 202
     assert forwarded(client, "c@example.com", "203.0.113.1, 198.51.100.8").status_code == 429
+    run_queued()
     assert session.scalars(select(ConsentRecord.ip).order_by(ConsentRecord.id)).all() == \
         ["198.51.100.7", "198.51.100.8"]
 

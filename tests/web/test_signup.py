@@ -11,7 +11,7 @@ from newsletter.models import ConsentRecord, ConsentText, Subscriber
 from tests.factories import make_article, paragraph
 from tests.web.markup import parse
 from tests.web.signups import (broker, close_connections, count, csrf_token,  # noqa: F401
-                               post_signup, published)
+                               post_signup, published, run_queued, signup_message)
 
 CHECK_INBOX = "/newsletter/check-your-inbox"
 
@@ -74,13 +74,21 @@ def test_front_page_box_sends_no_article(client):
 
 # ---------------------------------------------------------------- success
 
-def test_signup_redirects_to_check_your_inbox_and_records_consent(client, session, broker):
+def test_signup_redirects_to_check_your_inbox_and_records_consent(client, session, broker, run_queued,
+                                                                  smtp_server):
     response = post_signup(client, "Reader@Example.com", article="syria-talks",
                            page="/articles/syria-talks",
                            headers={"User-Agent": "TestBrowser/1.0"})
 
     assert response.status_code == 303
     assert response.headers["Location"] == CHECK_INBOX
+    request_id, email, context, text, _at = signup_message(broker)
+    assert (email, text) == ("Reader@example.com", DEFAULT_CONSENT_TEXT)
+    assert context == {"ip": "127.0.0.1", "user_agent": "TestBrowser/1.0", "page": "/articles/syria-talks",
+                       "article": "syria-talks", "source": "form"}
+    assert count(session) == 0  # the worker stores it
+
+    assert run_queued() == ["subscribers.signup"]
     subscriber = session.scalars(select(Subscriber)).one()
     assert (subscriber.email, subscriber.state, subscriber.source) == ("Reader@example.com", "pending", "form")
     record = session.scalars(select(ConsentRecord)).one()
@@ -88,7 +96,9 @@ def test_signup_redirects_to_check_your_inbox_and_records_consent(client, sessio
     assert (record.page, record.article, record.user_agent) == ("/articles/syria-talks", "syria-talks", "TestBrowser/1.0")
     assert record.version == hashlib.sha256(DEFAULT_CONSENT_TEXT.encode()).hexdigest()
     assert session.get(ConsentText, record.version).text == DEFAULT_CONSENT_TEXT
-    assert published(broker) == [("subscribers.signup_mail", [subscriber.id])]
+    assert record.request_id == request_id
+    [mail] = smtp_server.to("Reader@example.com")
+    assert mail["Subject"] == "Confirm your subscription to The Daily Edition"
 
 
 def test_check_your_inbox_page(client):
@@ -97,8 +107,9 @@ def test_check_your_inbox_page(client):
     assert page.find("h1").text() == "Check your inbox"
 
 
-def test_page_falls_back_to_the_referer(client, session):
+def test_page_falls_back_to_the_referer(client, session, run_queued):
     post_signup(client, headers={"Referer": "http://newsletter.test/articles/x"})
+    run_queued()
 
     assert session.scalars(select(ConsentRecord)).one().page == "http://newsletter.test/articles/x"
 
@@ -109,10 +120,11 @@ def test_page_falls_back_to_the_referer(client, session):
     ("reader@BÜCHER.de", "reader@bücher.de"),
     ("  spaced@example.com ", "spaced@example.com"),
 ])
-def test_unicode_and_idn_addresses_are_taken(client, session, raw, stored):
+def test_unicode_and_idn_addresses_are_taken(client, session, run_queued, raw, stored):
     response = post_signup(client, raw)
 
     assert response.status_code == 303
+    run_queued()
     assert session.scalars(select(Subscriber.email)).one() == stored
 
 
@@ -126,8 +138,10 @@ def test_unicode_and_idn_addresses_are_taken(client, session, raw, stored):
     ("a" * 250 + "@example.com", "An email address can be at most 254 characters long."),
     ("x" * 100_000, "An email address can be at most 254 characters long."),
 ])
-def test_bad_address_is_shown_next_to_the_field_with_the_input_kept(client, session, email, message):
+def test_bad_address_is_shown_next_to_the_field_with_the_input_kept(client, session, run_queued, email,
+                                                                   message):
     response = post_signup(client, email)
+    assert run_queued() == []
 
     assert response.status_code == 422
     page = parse(response.data)
@@ -137,9 +151,10 @@ def test_bad_address_is_shown_next_to_the_field_with_the_input_kept(client, sess
     assert count(session) == 0
 
 
-def test_missing_consent_is_shown_next_to_the_box_with_the_address_kept(client, session):
+def test_missing_consent_is_shown_next_to_the_box_with_the_address_kept(client, session, run_queued):
     response = post_signup(client, "reader@example.com", consent=False, article="a-story",
                            page="/articles/a-story")
+    assert run_queued() == []
 
     assert response.status_code == 422
     page = parse(response.data)
@@ -162,28 +177,31 @@ def test_re_rendered_form_escapes_the_input(client):
 
 # ---------------------------------------------------------------- honeypot
 
-def test_filled_honeypot_answers_like_success_and_stores_nothing(client, session, broker):
+def test_filled_honeypot_answers_like_success_and_stores_nothing(client, session, broker, run_queued):
     success = post_signup(client, "human@example.com")
     bot = post_signup(client, "bot@example.com", website="http://spam.example")
 
     assert (bot.status_code, bot.headers["Location"], bot.data) == \
         (success.status_code, success.headers["Location"], success.data)
-    assert session.scalars(select(Subscriber.email)).all() == ["human@example.com"]
     assert len(published(broker)) == 1
+    run_queued()
+    assert session.scalars(select(Subscriber.email)).all() == ["human@example.com"]
 
 
-def test_honeypot_wins_even_over_invalid_input(client, session):
+def test_honeypot_wins_even_over_invalid_input(client, session, run_queued):
     response = post_signup(client, "nonsense", consent=False, website="x")
 
     assert response.status_code == 303 and response.headers["Location"] == CHECK_INBOX
+    assert run_queued() == []
     assert count(session) == 0
 
 
 # ---------------------------------------------------------------- CSRF
 
-def test_form_without_csrf_token_is_refused_and_shown_again(client, session):
+def test_form_without_csrf_token_is_refused_and_shown_again(client, session, run_queued):
     client.get("/newsletter")  # a session, but no token sent
     response = client.post("/newsletter/signup", data={"email": "reader@example.com", "consent": "yes"})
+    assert run_queued() == []
 
     assert response.status_code == 400
     page = parse(response.data)
@@ -193,18 +211,20 @@ def test_form_without_csrf_token_is_refused_and_shown_again(client, session):
     assert count(session) == 0
 
 
-def test_form_with_a_wrong_csrf_token_is_refused(client, session):
+def test_form_with_a_wrong_csrf_token_is_refused(client, session, run_queued):
     response = post_signup(client, token="forged-token")
 
     assert response.status_code == 400
+    assert run_queued() == []
     assert count(session) == 0
 
 
-def test_csrf_token_of_another_session_is_refused(app, client, session):
+def test_csrf_token_of_another_session_is_refused(app, client, session, run_queued):
     other = app.test_client()
     response = post_signup(client, token=csrf_token(other))
 
     assert response.status_code == 400
+    assert run_queued() == []
     assert count(session) == 0
 
 
@@ -217,12 +237,13 @@ def test_form_with_csrf_token_from_an_article_page_is_accepted(client, session):
     assert response.status_code == 303
 
 
-def test_csrf_can_be_switched_off(app, client, session):
+def test_csrf_can_be_switched_off(app, client, session, run_queued):
     app.config["WTF_CSRF_ENABLED"] = False
 
     response = client.post("/newsletter/signup", data={"email": "reader@example.com", "consent": "yes"})
 
     assert response.status_code == 303
+    run_queued()
     assert count(session) == 1
 
 

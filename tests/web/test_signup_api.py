@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from newsletter import create_app, db
 from newsletter.models import ConsentRecord, Subscriber
-from tests.web.signups import broker, close_connections, count, post_json, published  # noqa: F401
+from tests.web.signups import (broker, close_connections, count, post_json, published,  # noqa: F401
+                               run_queued, signup_message)
 
 ACCEPTED = {"status": "pending_confirmation"}
 PARTNER = "https://partner.example"
@@ -18,7 +19,7 @@ def invalid(field, message) -> dict:
     return {"error": {"code": "invalid", "field": field, "message": message}}
 
 
-def test_signup_is_accepted_and_recorded(client, session, broker):
+def test_signup_is_accepted_and_recorded(client, session, broker, run_queued):
     response = post_json(client, {"email": "Reader@Example.com", "consent": True,
                                   "article": "syria-talks", "page": "https://partner.example/x"},
                          headers={"User-Agent": "Partner/2"})
@@ -26,25 +27,32 @@ def test_signup_is_accepted_and_recorded(client, session, broker):
     assert response.status_code == 202
     assert response.mimetype == "application/json"
     assert response.get_json() == ACCEPTED
+    request_id, email, context, _text, _at = signup_message(broker)
+    assert email == "Reader@example.com" and context["source"] == "api"
+    assert count(session) == 0  # the worker stores it
+
+    assert run_queued() == ["subscribers.signup"]
     subscriber = session.scalars(select(Subscriber)).one()
     assert (subscriber.email, subscriber.state, subscriber.source) == ("Reader@example.com", "pending", "api")
     record = session.scalars(select(ConsentRecord)).one()
     assert (record.action, record.source, record.article, record.page, record.user_agent) == \
         ("signup", "api", "syria-talks", "https://partner.example/x", "Partner/2")
-    assert published(broker) == [("subscribers.signup_mail", [subscriber.id])]
+    assert record.request_id == request_id
 
 
-def test_page_falls_back_to_the_referer(client, session):
+def test_page_falls_back_to_the_referer(client, session, run_queued):
     post_json(client, {"email": "reader@example.com", "consent": True},
               headers={"Referer": "https://partner.example/story"})
+    run_queued()
 
     assert session.scalars(select(ConsentRecord.page)).one() == "https://partner.example/story"
 
 
-def test_needs_no_csrf_token_even_with_csrf_on(app, client, session):
+def test_needs_no_csrf_token_even_with_csrf_on(app, client, session, run_queued):
     assert app.config["WTF_CSRF_ENABLED"] is not False
 
     assert post_json(client, {"email": "用户@例子.广告", "consent": True}).status_code == 202
+    run_queued()
     assert session.scalars(select(Subscriber.email)).one() == "用户@例子.广告"
 
 
@@ -66,8 +74,9 @@ def test_needs_no_csrf_token_even_with_csrf_on(app, client, session):
     ("reader@example.com", None, "Send a JSON object with email and consent."),
     (None, None, "Send a JSON object with email and consent."),
 ])
-def test_invalid_sign_ups_get_422_naming_the_field(client, session, body, field, message):
+def test_invalid_sign_ups_get_422_naming_the_field(client, session, run_queued, body, field, message):
     response = client.post("/api/v1/signups", data=json.dumps(body), content_type="application/json")
+    assert run_queued() == []
 
     assert response.status_code == 422
     assert response.get_json() == invalid(field, message)
@@ -75,8 +84,9 @@ def test_invalid_sign_ups_get_422_naming_the_field(client, session, body, field,
 
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"{'email': 1}", b"\xff\xfe", b"[" * 50_00 + b"]" * 50_00])
-def test_malformed_json_gets_422(client, session, raw):
+def test_malformed_json_gets_422(client, session, run_queued, raw):
     response = client.post("/api/v1/signups", data=raw, content_type="application/json")
+    assert run_queued() == []
 
     assert response.status_code == 422
     error = response.get_json()["error"]
@@ -99,8 +109,9 @@ def test_deeply_nested_json_is_no_server_error(app, client):
     {"data": '{"email": "reader@example.com", "consent": true}', "content_type": "text/plain"},
     {},
 ])
-def test_non_json_gets_415_as_json(client, session, kwargs):
+def test_non_json_gets_415_as_json(client, session, run_queued, kwargs):
     response = client.post("/api/v1/signups", **kwargs)
+    assert run_queued() == []
 
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
@@ -114,28 +125,31 @@ def test_json_with_a_charset_is_json(client):
     assert response.status_code == 202
 
 
-def test_oversized_body_gets_413_as_json(client, session):
+def test_oversized_body_gets_413_as_json(client, session, run_queued):
     body = {"email": "reader@example.com", "consent": True, "page": "x" * 20_000}
 
     response = post_json(client, body)
+    assert run_queued() == []
 
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "request_entity_too_large"
     assert count(session) == 0
 
 
-def test_long_page_and_article_are_cut_to_their_columns(client, session):
+def test_long_page_and_article_are_cut_to_their_columns(client, session, run_queued):
     body = {"email": "reader@example.com", "consent": True, "page": "p" * 5000, "article": "a" * 500}
 
     assert post_json(client, body).status_code == 202
+    run_queued()
     record = session.scalars(select(ConsentRecord)).one()
     assert (len(record.page), len(record.article)) == (1000, 120)
 
 
-def test_wrong_types_of_page_and_article_are_ignored(client, session):
+def test_wrong_types_of_page_and_article_are_ignored(client, session, run_queued):
     body = {"email": "reader@example.com", "consent": True, "page": ["x"], "article": {"a": 1}}
 
     assert post_json(client, body).status_code == 202
+    run_queued()
     record = session.scalars(select(ConsentRecord)).one()
     assert (record.page, record.article) == ("", "")
 
@@ -195,8 +209,9 @@ def test_cors_preflight_from_another_origin_gets_no_grant(cors_app):
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-def test_preflight_is_not_a_sign_up(cors_app, session):
+def test_preflight_is_not_a_sign_up(cors_app, session, broker):
     preflight(cors_app.test_client(), PARTNER)
+    assert published(broker) == []
 
     assert count(session) == 0
 

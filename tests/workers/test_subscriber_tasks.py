@@ -1,9 +1,11 @@
-"""The sign-up and welcome mail tasks: run in-process against the real SMTP server, with
-faults, and the whole double opt-in cycle through a real `celery -A workers worker`."""
+"""The sign-up, sign-up mail and welcome mail tasks: run in-process against the real SMTP
+server, with faults and redeliveries, and the whole double opt-in cycle through a real
+`celery -A workers worker`."""
 from __future__ import annotations
 
 import logging
 import re
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +14,7 @@ from newsletter import db, links, queue, subscribers
 from newsletter.addresses import email_hash
 from newsletter.consent import DEFAULT_CONSENT_TEXT, ConsentContext
 from newsletter.mail import TransientSendError
-from newsletter.models import ConfirmationToken, Suppression
+from newsletter.models import ConfirmationToken, ConsentRecord, Subscriber, Suppression
 from workers import tasks
 from workers.celery_app import celery_init_app
 
@@ -42,9 +44,20 @@ def sign_up(app, email=READER, state=None) -> int:
         return subscriber.id
 
 
-def tokens(app) -> int:
+def queued_signup(app, email=READER) -> list:
+    """The arguments of the "subscribers.signup" message a sign-up request publishes."""
     with app.app_context():
-        return db.session().scalar(select(func.count()).select_from(ConfirmationToken))
+        return [subscribers.queue_signup(db.session(), email, CTX, TEXT), email, CTX.as_json(), TEXT,
+                "2026-11-25T08:00:00+00:00"]
+
+
+def tokens(app) -> int:
+    return rows(app, ConfirmationToken)
+
+
+def rows(app, model) -> int:
+    with app.app_context():
+        return db.session().scalar(select(func.count()).select_from(model))
 
 
 def confirm_token(msg) -> str:
@@ -52,14 +65,77 @@ def confirm_token(msg) -> str:
 
 
 def test_the_tasks_are_registered_by_name(celery):
-    assert {"subscribers.signup_mail", "subscribers.welcome_mail"} <= set(celery.tasks)
+    assert {"subscribers.signup", "subscribers.signup_mail", "subscribers.welcome_mail"} <= set(celery.tasks)
 
 
 def test_retry_delays_stay_far_below_the_visibility_timeout():
-    for task in (tasks.send_signup_mail, tasks.send_welcome_mail):
-        assert task.autoretry_for == (TransientSendError,)
+    for task in (tasks.sign_up, tasks.send_signup_mail, tasks.send_welcome_mail):
+        assert TransientSendError in task.autoretry_for
         assert task.max_retries * task.retry_backoff_max < queue.VISIBILITY_TIMEOUT
         assert task.retry_backoff_max <= queue.VISIBILITY_TIMEOUT / 6
+
+
+# ---------------------------------------------------------------- the queued sign-up
+
+def test_the_signup_task_records_the_signup_and_sends_the_confirmation(app, celery, smtp_server):
+    args = queued_signup(app)
+    result = tasks.sign_up.apply(args=args)
+    assert result.successful(), result.traceback
+    with app.app_context():
+        session = db.session()
+        reader = subscribers.by_email(session, READER)
+        [record] = session.scalars(select(ConsentRecord))
+    assert (reader.state, reader.source) == ("pending", "form")
+    assert (record.subscriber_id, record.request_id, record.action) == (reader.id, args[0], "signup")
+    assert (record.ip, record.page, record.at.isoformat()) == (CTX.ip, CTX.page, "2026-11-25T08:00:00+00:00")
+    [msg] = smtp_server.to(READER)
+    assert msg["Subject"] == "Confirm your subscription to The Daily Edition"
+
+
+def test_a_redelivered_signup_records_nothing_twice(app, celery, smtp_server):
+    args = queued_signup(app)
+    for _ in range(3):  # a worker lost after the work, twice: the message comes again
+        assert tasks.sign_up.apply(args=args).successful()
+    assert (rows(app, Subscriber), rows(app, ConsentRecord)) == (1, 1)
+    # The mail is sent at least once: again on a redelivery, within the hourly cap.
+    assert len(smtp_server.to(READER)) == 3
+
+
+def test_concurrent_deliveries_of_one_signup_record_it_once(app, celery, smtp_server):
+    args, barrier, results = queued_signup(app), threading.Barrier(3), []
+
+    def deliver():
+        barrier.wait(10)
+        results.append(tasks.sign_up.apply(args=args))  # the loser of the race is retried
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert [r.successful() for r in results] == [True] * 3, [r.traceback for r in results]
+    assert (rows(app, Subscriber), rows(app, ConsentRecord)) == (1, 1)
+
+
+def test_a_signup_redelivered_after_erasure_records_and_sends_nothing(app, celery, smtp_server):
+    args = queued_signup(app)
+    assert tasks.sign_up.apply(args=args).successful()
+    with app.app_context():
+        session = db.session()
+        subscribers.erase(session, subscribers.by_email(session, READER))
+        session.commit()
+    assert tasks.sign_up.apply(args=args).successful()
+    assert rows(app, Subscriber) == 0
+    assert len(smtp_server.to(READER)) == 1
+
+
+def test_a_failed_send_is_retried_without_recording_the_signup_again(app, celery, smtp_server):
+    answers = iter(["451 4.3.0 try again later"])
+    smtp_server.fault = lambda rcpt: next(answers, None)
+    result = tasks.sign_up.apply(args=queued_signup(app))
+    assert result.successful(), result.traceback
+    assert len(smtp_server.to(READER)) == 1
+    assert (rows(app, ConsentRecord), tokens(app)) == (1, 1)
 
 
 # ---------------------------------------------------------------- in-process, real SMTP
@@ -147,8 +223,11 @@ def test_no_welcome_unless_confirmed(app, celery, smtp_server, state):
 def test_signup_confirm_welcome_through_a_real_worker(app, worker, smtp_server):
     proc = worker(concurrency=1)
     sign_up(app, "bounced@example.org", state="suppressed")
-    sign_up(app)
     with app.app_context():
+        session = db.session()
+        for email in ("bounced@example.org", READER):  # as the web does: queued, recorded by the worker
+            subscribers.queue_signup(session, email, CTX, TEXT)
+        session.commit()
         queue.celery_app(app).close()
 
     [confirmation] = smtp_server.wait_for(READER, timeout=60)

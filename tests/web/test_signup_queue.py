@@ -1,0 +1,108 @@
+"""A sign-up request only queues the sign-up: no database work at all, whatever the
+address's state; 503 with Retry-After, and nothing queued, while the broker is down."""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+from sqlalchemy import event
+
+from newsletter import create_app, db, limits
+from newsletter.redis_url import client as redis_client
+from newsletter.web.forms import SIGNUP_NOT_TAKEN
+from tests.support.processes import OwnRedis
+from tests.web.markup import parse
+from tests.web.signups import (broker, close_connections, csrf_token, make_subscriber,  # noqa: F401
+                               post_json, post_signup, published, suppress)
+
+STATES = ("new", "pending", "confirmed", "unsubscribed", "suppressed")
+
+
+@contextlib.contextmanager
+def database_work(app):
+    """Every connection checkout and statement on the app's engine meanwhile."""
+    seen: list[str] = []
+    engine = db.engine(app)
+    listeners = {"checkout": lambda *_: seen.append("checkout"),
+                 "before_cursor_execute": lambda _c, _cur, statement, *_: seen.append(statement)}
+    for name, listener in listeners.items():
+        event.listen(engine, name, listener)
+    try:
+        yield seen
+    finally:
+        for name, listener in listeners.items():
+            event.remove(engine, name, listener)
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_a_signup_request_does_no_database_work(app, client, session, broker, state):
+    email = f"{state}@example.com"
+    if state != "new":
+        make_subscriber(session, email, "confirmed" if state == "suppressed" else state)
+    if state == "suppressed":
+        suppress(session, email)
+    session.commit()
+    token = csrf_token(client)
+
+    with database_work(app) as seen:
+        api = post_json(client, {"email": email, "consent": True})
+        form = post_signup(client, email, token=token)
+
+    assert (api.status_code, form.status_code) == (202, 303)
+    assert seen == []
+    assert [name for name, _ in published(broker)] == ["subscribers.signup"] * 2
+
+
+# ---------------------------------------------------------------- the broker down
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = OwnRedis(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_on_own_redis(app_config, own_redis):
+    """The app with a broker (and limit counters) of its own, which the test stops."""
+    app = create_app(app_config | {"REDIS_URL": own_redis.url})
+    yield app
+    if app.extensions.get("celery") is not None:
+        app.extensions["celery"].close()
+    limits.close(app)
+    db.engine(app).dispose()
+
+
+def queued_addresses(url: str) -> list[str]:
+    r = redis_client(url)
+    try:
+        return [args[1] for _, args in published(r)]
+    finally:
+        r.close()
+
+
+def test_broker_down_answers_503_with_retry_after_and_queues_nothing(app_on_own_redis, own_redis):
+    client = app_on_own_redis.test_client()
+    token = csrf_token(client)
+    assert post_json(client, {"email": "before@example.com", "consent": True}).status_code == 202
+    own_redis.stop()
+
+    began = time.monotonic()
+    api = post_json(client, {"email": "reader@example.com", "consent": True})
+    form = post_signup(client, "reader@example.com", token=token, article="a-story")
+    took = time.monotonic() - began
+
+    assert api.status_code == 503
+    assert api.headers["Retry-After"] == "30"
+    assert api.get_json() == {"error": {"code": "service_unavailable", "message": SIGNUP_NOT_TAKEN}}
+    assert form.status_code == 503 and form.headers["Retry-After"] == "30"
+    page = parse(form.data)
+    assert SIGNUP_NOT_TAKEN in page.find("p", class_="form-error").text()
+    assert page.find("input", name="email").attrs["value"] == "reader@example.com"
+    assert page.find("input", name="article").attrs["value"] == "a-story"
+    assert took < 10, "a broker that is down must not hold the request"
+
+    own_redis.start()  # back, empty: it kept nothing on disk
+    assert post_json(client, {"email": "after@example.com", "consent": True}).status_code == 202
+    assert queued_addresses(own_redis.url) == ["after@example.com"]
