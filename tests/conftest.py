@@ -110,6 +110,16 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture
+def broker(redis_url):
+    """The test's Redis, as the workers see it."""
+    from newsletter.redis_url import client
+
+    r = client(redis_url)
+    yield r
+    r.close()
+
+
+@pytest.fixture
 def redis_url(redis_server):
     from newsletter.redis_url import client
 
@@ -150,6 +160,9 @@ def app_config(database_url, redis_url, smtp_server, tmp_path):
 def app(app_config):
     app = create_app(app_config)
     yield app
+    # The publisher keeps a broker connection pool; close it with the app.
+    if app.extensions.get("celery") is not None:
+        app.extensions["celery"].close()
     db.engine(app).dispose()
 
 

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from newsletter import db, editions
 from newsletter.cli_editions import ProgressDisplay, duration, progress_line
 from newsletter.models import Edition
-from newsletter.redis_url import client as redis_client
 from tests.factories import make_article
 from tests.support.delivery import address, make_subscribers, published
 
@@ -20,20 +19,6 @@ PROGRESS_KEYS = {"id", "state", "total", "sent", "failed", "pending"}
 
 def invoke(runner, *args):
     return runner.invoke(args=["edition", *map(str, args)])
-
-
-@pytest.fixture(autouse=True)
-def _close_producer(app):
-    yield
-    if app.extensions.get("celery") is not None:
-        app.extensions["celery"].close()
-
-
-@pytest.fixture
-def broker(redis_url):
-    r = redis_client(redis_url)
-    yield r
-    r.close()
 
 
 @pytest.fixture

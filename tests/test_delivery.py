@@ -24,20 +24,6 @@ def app_config(app_config):
 
 
 @pytest.fixture
-def broker(redis_url):
-    r = client(redis_url)
-    yield r
-    r.close()
-
-
-@pytest.fixture(autouse=True)
-def _close_producer(app):
-    yield
-    if app.extensions.get("celery") is not None:
-        app.extensions["celery"].close()
-
-
-@pytest.fixture
 def settings(app):
     return delivery.SendSettings.from_config(app.config)
 

@@ -8,25 +8,9 @@ import pytest
 
 from newsletter import queue
 from newsletter.models import FeedFetch
-from newsletter.redis_url import client
 
 # kombu's Redis transport pushes each message of the default queue onto this list.
 BROKER_LIST = "celery"
-
-
-@pytest.fixture
-def broker(redis_url):
-    """The test's Redis, as the workers see it."""
-    r = client(redis_url)
-    yield r
-    r.close()
-
-
-@pytest.fixture(autouse=True)
-def _close_producer(app):
-    yield
-    if app.extensions.get("celery") is not None:
-        app.extensions["celery"].close()
 
 
 def published(broker) -> list[tuple[str, list]]:

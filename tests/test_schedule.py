@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from newsletter import db, editions, schedule
 from newsletter.models import Edition
-from newsletter.redis_url import client as redis_client
 from newsletter.schedule import DailySettings, daily_send
 from tests.factories import make_article
 from tests.support.delivery import published
@@ -25,20 +24,6 @@ LONDON = DailySettings(send_at=time(7, 0), tz="Europe/London", window=timedelta(
 def at(text: str) -> datetime:
     """An instant, given in UTC: "2026-11-25 07:00"."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _close_producer(app):
-    yield
-    if app.extensions.get("celery") is not None:
-        app.extensions["celery"].close()
-
-
-@pytest.fixture
-def broker(redis_url):
-    r = redis_client(redis_url)
-    yield r
-    r.close()
 
 
 def story(session, published: str, **values):

@@ -28,13 +28,6 @@ NOW = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
 STATES = ["new", "pending", "confirmed", "unsubscribed", "suppressed"]
 
 
-@pytest.fixture(autouse=True)
-def _close_producer(app):
-    yield
-    if app.extensions.get("celery") is not None:
-        app.extensions["celery"].close()
-
-
 @pytest.fixture
 def settings(app) -> MailSettings:
     return MailSettings.from_config(app.config)

@@ -18,7 +18,6 @@ import pytest
 from newsletter import limits, links
 from newsletter.addresses import email_hash, normalise
 from newsletter.models import ConfirmationToken, Subscriber, Suppression, utcnow
-from newsletter.redis_url import client as redis_client
 from tests.web.markup import parse
 
 SECRET_KEY = "test-secret-key"  # tests/conftest.py's app_config
@@ -32,13 +31,6 @@ def close_connections(app):
     if app.extensions.get("celery") is not None:
         app.extensions["celery"].close()
     limits.close(app)
-
-
-@pytest.fixture
-def broker(redis_url):
-    r = redis_client(redis_url)
-    yield r
-    r.close()
 
 
 def published(broker) -> list[tuple[str, list]]:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from newsletter.models import ConfirmationToken, ConsentRecord
 from tests.web.markup import parse
-from tests.web.signups import (broker, close_connections, make_confirmation_token,  # noqa: F401
+from tests.web.signups import (close_connections, make_confirmation_token,  # noqa: F401
                                make_subscriber, published, token_in)
 
 

@@ -11,7 +11,6 @@ from sqlalchemy import select, update
 
 from newsletter import db, editions
 from newsletter.models import Edition, Operator
-from newsletter.redis_url import client as redis_client
 from tests.factories import make_article
 from tests.support.console import PASSWORD, csrf_token, location_path, make_operator, sign_in
 from tests.support.delivery import make_subscribers, published
@@ -41,20 +40,6 @@ def edition_id(app):
                                           count=8, tz="UTC")
         session.commit()
         return edition.id
-
-
-@pytest.fixture
-def broker(redis_url):
-    r = redis_client(redis_url)
-    yield r
-    r.close()
-
-
-@pytest.fixture(autouse=True)
-def _close_producer(app):
-    yield
-    if app.extensions.get("celery") is not None:
-        app.extensions["celery"].close()
 
 
 def state_of(app, edition_id: int) -> str:

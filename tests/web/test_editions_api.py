@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from newsletter import db, editions
 from newsletter.models import Edition
-from newsletter.redis_url import client as redis_client
 from tests.factories import make_article
 from tests.support.console import bearer
 from tests.support.delivery import make_subscribers, published
@@ -43,20 +42,6 @@ def edition_id(app, stories):
         edition = editions.create_edition(session, day=DAY, slugs=["day-0"], count=8, tz="UTC")
         session.commit()
         return edition.id
-
-
-@pytest.fixture
-def broker(redis_url):
-    r = redis_client(redis_url)
-    yield r
-    r.close()
-
-
-@pytest.fixture(autouse=True)
-def _close_producer(app):
-    yield
-    if app.extensions.get("celery") is not None:
-        app.extensions["celery"].close()
 
 
 def error_of(response) -> dict:

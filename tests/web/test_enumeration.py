@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.models import ConsentRecord, Subscriber
-from tests.web.signups import (broker, close_connections, csrf_token, make_subscriber,  # noqa: F401
+from tests.web.signups import (close_connections, csrf_token, make_subscriber,  # noqa: F401
                                post_json, post_signup, published, run_queued, suppress)
 
 STATES = ("new", "pending", "confirmed", "unsubscribed", "suppressed")

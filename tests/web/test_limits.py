@@ -10,7 +10,7 @@ from newsletter import create_app, db, limits
 from newsletter.models import ConsentRecord
 from newsletter.redis_url import client as redis_client
 from tests.web.markup import parse
-from tests.web.signups import broker, count, csrf_token, post_json, post_signup, run_queued  # noqa: F401
+from tests.web.signups import count, csrf_token, post_json, post_signup, run_queued  # noqa: F401
 
 LOOSE = "1000 per minute"
 

@@ -10,7 +10,7 @@ from newsletter.consent import DEFAULT_CONSENT_TEXT
 from newsletter.models import ConsentRecord, ConsentText, Subscriber
 from tests.factories import make_article, paragraph
 from tests.web.markup import parse
-from tests.web.signups import (broker, close_connections, count, csrf_token,  # noqa: F401
+from tests.web.signups import (close_connections, count, csrf_token,  # noqa: F401
                                post_signup, published, run_queued, signup_message)
 
 CHECK_INBOX = "/newsletter/check-your-inbox"

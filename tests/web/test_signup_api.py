@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from newsletter import create_app, db
 from newsletter.models import ConsentRecord, Subscriber
-from tests.web.signups import (broker, close_connections, count, post_json, published,  # noqa: F401
+from tests.web.signups import (close_connections, count, post_json, published,  # noqa: F401
                                run_queued, signup_message)
 
 ACCEPTED = {"status": "pending_confirmation"}

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.addresses import InvalidEmail, normalise
-from tests.web.signups import BROKER_LIST, broker, close_connections, decoded  # noqa: F401
+from tests.web.signups import BROKER_LIST, close_connections, decoded  # noqa: F401
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from newsletter.redis_url import client as redis_client
 from newsletter.web.forms import SIGNUP_NOT_TAKEN
 from tests.support.processes import OwnRedis
 from tests.web.markup import parse
-from tests.web.signups import (broker, close_connections, csrf_token, make_subscriber,  # noqa: F401
+from tests.web.signups import (close_connections, csrf_token, make_subscriber,  # noqa: F401
                                post_json, post_signup, published, suppress)
 
 STATES = ("new", "pending", "confirmed", "unsubscribed", "suppressed")
