@@ -17,7 +17,7 @@ from newsletter import db
 from newsletter.models import Subscriber
 from tests.factories import make_article, paragraph
 from tests.support.browser import snap
-from tests.web.signups import broker, run_queued  # noqa: F401
+from tests.web.signups import run_queued
 
 pytestmark = pytest.mark.slow
 
