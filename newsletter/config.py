@@ -23,6 +23,9 @@ DEFAULTS = {
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,
     "STRIPE_PRICE_ID": None,
+    # Membership (newsletter.memberships, newsletter.billing; docs/membership.md).
+    "MEMBERSHIP_GRACE_DAYS": 7,  # past_due keeps a member's benefits this long
+    "MEMBER_COOKIE_DAYS": 30,    # a member's sign-in lasts this long
     "PUBLICATION_NAME": "The Daily Edition",
     "CONSENT_TEXT": "I agree to receive the Daily Edition by email and accept the newsletter terms.",
     "CONFIRM_TOKEN_HOURS": 48,   # a double opt-in link expires after this many hours

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date as date_type
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+from sqlalchemy import (JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -262,3 +262,69 @@ class Delivery(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# ---------------------------------------------------------------- membership (Stripe)
+
+class Reader(Base):
+    """A reader with an account: buys the membership, signs in by a link in a mail.
+
+    `id` is random (not a counter) because it travels to Stripe in client_reference_id
+    and subscription metadata, and comes back in webhooks.
+    """
+
+    __tablename__ = "readers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True, nullable=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Membership(Base):
+    """One Stripe subscription, as Stripe last described it (re-fetched, never patched).
+
+    `notified_status` is the status the reader was last mailed about, so a welcome,
+    payment-failed or ended mail goes once per change however often events repeat.
+    """
+
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reader_id: Mapped[str] = mapped_column(String(32), ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(30))
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Attribution from the checkout's subscription_data.metadata (newsletter.prompts).
+    prompt: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    prompt_variant: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    source_article: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    notified_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class StripeEvent(Base):
+    """A webhook event id seen once: the unique key that makes repeats harmless."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SignInToken(Base):
+    """A member's magic sign-in link: only its SHA-256 is stored; single use, short-lived."""
+
+    __tablename__ = "sign_in_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reader_id: Mapped[str] = mapped_column(String(32), ForeignKey("readers.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
