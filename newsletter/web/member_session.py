@@ -1,0 +1,46 @@
+"""The member's sign-in cookie: a signed reader id, HttpOnly, Secure over https."""
+from __future__ import annotations
+
+from flask import Response, current_app, g, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+COOKIE = "member"
+SALT = "member-session"
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+
+
+def _max_age() -> int:
+    return int(current_app.config["MEMBER_COOKIE_DAYS"]) * 86400
+
+
+def current_reader_id() -> str | None:
+    """The signed-in reader's id, or None; read once per request."""
+    if "member_reader_id" not in g:
+        g.member_reader_id = _read(request.cookies.get(COOKIE))
+    return g.member_reader_id
+
+
+def _read(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return _serializer().loads(value, max_age=_max_age())
+    except BadSignature:  # forged, altered or expired: simply not signed in
+        return None
+
+
+def sign_in(response: Response, reader_id: str) -> Response:
+    """Set the cookie that makes the browser `reader_id`."""
+    response.set_cookie(COOKIE, _serializer().dumps(reader_id), max_age=_max_age(), httponly=True,
+                        secure=current_app.config["BASE_URL"].startswith("https://"), samesite="Lax")
+    g.member_reader_id = reader_id
+    return response
+
+
+def sign_out(response: Response) -> Response:
+    response.delete_cookie(COOKIE, httponly=True, samesite="Lax")
+    g.member_reader_id = None
+    return response
