@@ -51,11 +51,12 @@ def dev_command(host: str, port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from newsletter import cli_editions, cli_operators, cli_subscribers, ingest
+    from newsletter import cli_editions, cli_operators, cli_stripe, cli_subscribers, ingest
 
     app.cli.add_command(db_group)
     app.cli.add_command(ingest.ingest_command)
     app.cli.add_command(dev_command)
     app.cli.add_command(cli_subscribers.subscribers_group)
     app.cli.add_command(cli_operators.operator_group)
+    app.cli.add_command(cli_stripe.stripe_group)
     app.cli.add_command(cli_editions.edition_group)

@@ -26,6 +26,13 @@ DEFAULTS = {
     # Membership (newsletter.memberships, newsletter.billing; docs/membership.md).
     "MEMBERSHIP_GRACE_DAYS": 7,  # past_due keeps a member's benefits this long
     "MEMBER_COOKIE_DAYS": 30,    # a member's sign-in lasts this long
+    "MEMBERSHIP_NAME": "Community membership",
+    "MEMBERSHIP_CURRENCY": "usd",
+    "MEMBERSHIP_MONTHLY_AMOUNT": 600,   # smallest currency unit: 600 is $6.00 a month
+    "MEMBERSHIP_ANNUAL_AMOUNT": None,   # e.g. 6000; None: no annual price
+    "MEMBERSHIP_TRIAL_DAYS": 0,  # a free trial before the first payment; 0: none
+    "SIGN_IN_LINK_MINUTES": 15,  # a member's sign-in link expires after this long
+    "SIGN_IN_LIMIT": "5 per minute; 20 per hour",  # sign-in link requests per client IP
     "PUBLICATION_NAME": "The Daily Edition",
     "CONSENT_TEXT": "I agree to receive the Daily Edition by email and accept the newsletter terms.",
     "CONFIRM_TOKEN_HOURS": 48,   # a double opt-in link expires after this many hours

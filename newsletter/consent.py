@@ -77,7 +77,11 @@ def record_consent(session: Session, subscriber: Subscriber, action: str,
     return record
 
 
-def insert_ignoring_duplicate(session: Session, model, values: dict, key: str) -> None:
-    """INSERT … ON CONFLICT (key) DO NOTHING, on both our databases: a lost race is no error."""
+def insert_ignoring_duplicate(session: Session, model, values: dict, key: str) -> bool:
+    """INSERT … ON CONFLICT (key) DO NOTHING, on both our databases: a lost race is no error.
+
+    True when this call inserted the row.
+    """
     insert = _INSERTS[session.get_bind().dialect.name]
-    session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]))
+    result = session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]))
+    return result.rowcount == 1

@@ -23,6 +23,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery.autodiscover_tasks(["workers"], related_name="tasks", force=True)
     celery.autodiscover_tasks(["workers"], related_name="delivery_tasks", force=True)
     celery.autodiscover_tasks(["workers"], related_name="schedule_tasks", force=True)
+    celery.autodiscover_tasks(["workers"], related_name="member_tasks", force=True)
     app.extensions["celery"] = celery
     return celery
 

@@ -50,9 +50,13 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(editions_api.bp)
     csrf.exempt(editions_api.bp)  # bearer tokens too
     app.register_blueprint(openapi.bp)
+    from newsletter.web import account, membership
+    app.register_blueprint(membership.bp)
+    csrf.exempt(membership.stripe_webhook)  # Stripe signs its requests; no cookies to forge
     limits.init_app(app)
     limits.limit_signups(app, ["subscriptions.signup", "api.signup"], requestinfo.submitted_address)
     console.init_app(app)  # the operator console: sign-in, dashboard, editions, caught mail
+    account.init_app(app)  # members: sign-in by mail, the account page
     init_cors(app)
     init_proxy_fix(app)
     app.add_template_global(assets.asset_url)

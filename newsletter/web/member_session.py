@@ -44,3 +44,28 @@ def sign_out(response: Response) -> Response:
     response.delete_cookie(COOKIE, httponly=True, samesite="Lax")
     g.member_reader_id = None
     return response
+
+
+# A reader who is not signed in gets a reader id at checkout; this cookie keeps it, so a
+# second try reuses it and the success page may sign in the browser that paid (only it).
+CHECKOUT_COOKIE = "checkout"
+CHECKOUT_SALT = "member-checkout"
+CHECKOUT_MAX_AGE = 86400
+
+
+def checkout_reader_id() -> str | None:
+    value = request.cookies.get(CHECKOUT_COOKIE)
+    if not value:
+        return None
+    try:
+        return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=CHECKOUT_SALT).loads(
+            value, max_age=CHECKOUT_MAX_AGE)
+    except BadSignature:
+        return None
+
+
+def remember_checkout(response: Response, reader_id: str) -> Response:
+    value = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=CHECKOUT_SALT).dumps(reader_id)
+    response.set_cookie(CHECKOUT_COOKIE, value, max_age=CHECKOUT_MAX_AGE, httponly=True,
+                        secure=current_app.config["BASE_URL"].startswith("https://"), samesite="Lax")
+    return response
