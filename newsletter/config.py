@@ -33,6 +33,15 @@ DEFAULTS = {
     "MEMBERSHIP_TRIAL_DAYS": 0,  # a free trial before the first payment; 0: none
     "SIGN_IN_LINK_MINUTES": 15,  # a member's sign-in link expires after this long
     "SIGN_IN_LIMIT": "5 per minute; 20 per hour",  # sign-in link requests per client IP
+    # The membership prompt (newsletter.prompts, web.prompt_reader; docs/prompts.md).
+    "PROMPT_RULES": None,        # the rules file; None: newsletter/prompt_rules.json
+    "PROMPT_DELIVERY": "script",  # "script": pages alike for all, the slot filled from
+                                 # GET /api/v1/prompt; "page": decided in the page (no JS needed)
+    "PROMPT_REQUIRE_CONSENT": False,  # True: count reading only with the consent cookie below
+    "PROMPT_CONSENT_COOKIE": "reading_consent",  # set by the site's consent manager: yes/1/true/granted
+    "PROMPT_PRICE": None,        # "{price}" in prompt copy; None: from MEMBERSHIP_MONTHLY_AMOUNT
+    "PROMPT_STORY_CACHE_SECONDS": 60,  # a story's section, tags and access kept in process
+    "ARTICLE_MAX_AGE": 60,       # Cache-Control max-age of article pages alike for every reader
     "PUBLICATION_NAME": "The Daily Edition",
     "CONSENT_TEXT": "I agree to receive the Daily Edition by email and accept the newsletter terms.",
     "CONFIRM_TOKEN_HOURS": 48,   # a double opt-in link expires after this many hours
