@@ -50,6 +50,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(editions_api.bp)
     csrf.exempt(editions_api.bp)  # bearer tokens too
     app.register_blueprint(openapi.bp)
+    from newsletter.web import prompt_reader
+    prompt_reader.init_app(app)  # the prompt slot's API, /reading-history, the subscriber cookie
     from newsletter.web import account, membership
     app.register_blueprint(membership.bp)
     csrf.exempt(membership.stripe_webhook)  # Stripe signs its requests; no cookies to forge
