@@ -1,0 +1,93 @@
+"""The per-variant report: what each appeal variant (and its control) earned.
+
+A conversion is a membership whose checkout carried the variant (Membership.prompt_variant,
+from the checkout's subscription metadata), counted once per reader, whatever its status
+now, unless Stripe never completed its first payment (incomplete, incomplete_expired).
+The conversion rate is conversions over the distinct readers the decision assigned to
+the variant (readers shown it; for the control, readers who would have been), with a
+Wilson score interval.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from newsletter import prompt_history
+from newsletter.models import Membership
+from newsletter.prompt_rules import Prompt, Rules
+
+NEVER_STARTED = ("incomplete", "incomplete_expired")
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    prompt: str
+    variant: str
+    control: bool
+    readers: int          # distinct readers assigned
+    impressions: int
+    seen: int
+    clicks: int
+    dismissals: int
+    conversions: int
+    rate: float
+    low: float            # 95 % Wilson interval of the rate
+    high: float
+
+
+def report(session: Session, r: redis.Redis, rules: Rules) -> list[VariantRow]:
+    """One row per variant and control of each prompt (one row for a prompt without an experiment)."""
+    conversions = conversions_by_variant(session)
+    return [variant_row(prompt, variant_id, control, prompt_history.counts(r, variant_id),
+                        conversions.get(variant_id, 0))
+            for prompt in rules.prompts for variant_id, control in variant_ids(prompt)]
+
+
+def variant_ids(prompt: Prompt) -> list[tuple[str, bool]]:
+    if prompt.experiment is None:
+        return [(prompt.id, False)]
+    experiment = prompt.experiment
+    return [(experiment.control_id, True)] + [(v.id, False) for v in experiment.variants]
+
+
+def conversions_by_variant(session: Session) -> dict[str, int]:
+    """Distinct paying readers per prompt_variant."""
+    rows = session.execute(
+        select(Membership.prompt_variant, func.count(func.distinct(Membership.reader_id)))
+        .where(Membership.prompt_variant.is_not(None), Membership.status.not_in(NEVER_STARTED))
+        .group_by(Membership.prompt_variant))
+    return {variant: n for variant, n in rows}
+
+
+def variant_row(prompt: Prompt, variant_id: str, control: bool, counted: dict[str, int],
+                conversions: int) -> VariantRow:
+    readers = counted["assigned_readers"]
+    low, high = wilson_interval(conversions, readers)
+    return VariantRow(prompt=prompt.id, variant=variant_id, control=control, readers=readers,
+                      impressions=counted["impressions"], seen=counted["seen"], clicks=counted["click"],
+                      dismissals=counted["dismiss"], conversions=conversions,
+                      rate=conversions / readers if readers else 0.0, low=low, high=high)
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of successes/trials; (0, 0) with no trials.
+
+    Successes above trials (HyperLogLog counts readers approximately) count as trials.
+    """
+    if trials <= 0:
+        return 0.0, 0.0
+    successes = min(successes, trials)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    spread = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+def as_json(rules: Rules, rows: list[VariantRow]) -> dict:
+    return {"rules_version": rules.version, "variants": [asdict(row) for row in rows]}

@@ -1,0 +1,241 @@
+"""The prompt slot for this request: who reads (cookies, User-Agent, sign-in), the decision, its HTML.
+
+Cookies:
+- `rid`: the anonymous reader id (32 hex digits), set when the reader is first counted;
+- `no_reading_history`: the reader opted out of being counted (docs/prompts.md);
+- PROMPT_CONSENT_COOKIE: set by the site's consent manager; with PROMPT_REQUIRE_CONSENT
+  on, a reader is counted only when its value is one of CONSENT_VALUES;
+- `subscriber`: signed, set when this browser signed up to or confirmed the Daily Edition.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+from flask import Flask, Response, current_app, render_template, request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from newsletter import articles, db, prompt_history, prompts
+from newsletter.crawlers import is_bot
+from newsletter.models import utcnow
+from newsletter.prompt_audience import standing
+from newsletter.prompt_rules import Rules, load_rules, rules_path
+from newsletter.prompts import Decision, History, ReaderContext, Story
+from newsletter.redis_url import for_redis_py
+from newsletter.web import member_session
+
+log = logging.getLogger(__name__)
+
+READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE = "rid", "no_reading_history", "subscriber"
+READER_ID = re.compile(r"[0-9a-f]{32}")
+CONSENT_VALUES = {"1", "yes", "true", "granted", "all"}
+SUBSCRIBING_ENDPOINTS = ("subscriptions.signup", "subscriptions.confirm")
+COOKIE_DAYS = 400  # the longest browsers keep a cookie
+REDIS_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+
+
+@dataclass(frozen=True)
+class Slot:
+    decision: Decision
+    reader: ReaderContext
+    new_reader_id: bool  # the `rid` cookie must be set on the response
+    html: str
+
+
+def rules() -> Rules:
+    return load_rules(rules_path(current_app.config))
+
+
+def redis_client(app: Flask) -> redis.Redis | None:
+    """The Redis that keeps reader histories; None without REDIS_URL (no one is counted)."""
+    if "newsletter.prompt_redis" not in app.extensions:
+        url = app.config.get("REDIS_URL")
+        app.extensions["newsletter.prompt_redis"] = (
+            redis.Redis.from_url(for_redis_py(url), **REDIS_TIMEOUTS) if url else None)
+    return app.extensions["newsletter.prompt_redis"]
+
+
+def price() -> str:
+    config = current_app.config
+    return config["PROMPT_PRICE"] or prompts.price_text(config["MEMBERSHIP_MONTHLY_AMOUNT"],
+                                                        config["MEMBERSHIP_CURRENCY"])
+
+
+def init_app(app: Flask) -> None:
+    """The slot's API, the reading-history page, and the subscriber cookie after sign-up."""
+    from newsletter.web import prompt_api, reading_history
+
+    app.register_blueprint(prompt_api.bp)
+    app.extensions["csrf"].exempt(prompt_api.bp)  # JSON only: a form from elsewhere cannot send it
+    app.register_blueprint(reading_history.bp)
+    app.add_template_global(price, "prompt_price")
+    app.after_request(mark_subscriber)
+
+
+def mark_subscriber(response: Response) -> Response:
+    """After a sign-up or a confirmation in this browser, offer it the sign-up no more."""
+    if request.endpoint in SUBSCRIBING_ENDPOINTS and response.status_code in (200, 303):
+        remember_subscriber(response)
+    return response
+
+
+# ---------------------------------------------------------------- the reader
+
+def reader_context(store: redis.Redis | None) -> tuple[ReaderContext, bool]:
+    """This request's reader, and whether its id is new (a cookie to set)."""
+    bot = is_bot(request.headers.get("User-Agent", ""))
+    state, subscriber = reader_standing()
+    counted = store is not None and not bot and state == "none" and may_count()
+    reader_id = known_reader_id()
+    new = counted and reader_id is None
+    if new:
+        reader_id = secrets.token_hex(16)
+    return ReaderContext(id=reader_id if counted else None, state=state, subscriber=subscriber,
+                         bot=bot, counted=counted), new
+
+
+def reader_standing() -> tuple[str, bool]:
+    """Membership state and subscription, read from the database only for a signed-in reader."""
+    member = member_session.current_reader_id()
+    state, subscriber = standing(db.session(), member, utcnow(), current_app.config["MEMBERSHIP_GRACE_DAYS"])
+    return state, subscriber or signed_subscriber()
+
+
+def personal() -> bool:
+    """Whether this request's page differs from the one every anonymous reader gets."""
+    return bool(request.cookies.get(member_session.COOKIE) or request.cookies.get(SUBSCRIBER_COOKIE))
+
+
+def may_count() -> bool:
+    if request.cookies.get(OPTOUT_COOKIE):
+        return False
+    if not current_app.config["PROMPT_REQUIRE_CONSENT"]:
+        return True
+    return request.cookies.get(current_app.config["PROMPT_CONSENT_COOKIE"], "").lower() in CONSENT_VALUES
+
+
+def known_reader_id() -> str | None:
+    value = request.cookies.get(READER_COOKIE, "")
+    return value if READER_ID.fullmatch(value) else None
+
+
+def _subscriber_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="subscriber")
+
+
+def signed_subscriber() -> bool:
+    value = request.cookies.get(SUBSCRIBER_COOKIE)
+    if not value:
+        return False
+    try:
+        return _subscriber_signer().loads(value) == "1"
+    except BadSignature:
+        return False
+
+
+def remember_subscriber(response: Response) -> Response:
+    response.set_cookie(SUBSCRIBER_COOKIE, _subscriber_signer().dumps("1"), max_age=COOKIE_DAYS * 86400,
+                        httponly=True, samesite="Lax", secure=_secure())
+    return response
+
+
+def remember_reader(response: Response, reader_id: str) -> Response:
+    response.set_cookie(READER_COOKIE, reader_id, max_age=COOKIE_DAYS * 86400, httponly=True,
+                        samesite="Lax", secure=_secure())
+    return response
+
+
+def _secure() -> bool:
+    return current_app.config["BASE_URL"].startswith("https://")
+
+
+# ---------------------------------------------------------------- the story
+
+def story_facts(slug: str) -> Story:
+    """The story's section, tags and access, kept in process for PROMPT_STORY_CACHE_SECONDS."""
+    cache = current_app.extensions.setdefault("newsletter.prompt_stories", {})
+    hit = cache.get(slug)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    story = story_of(articles.get(db.session(), slug))
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[slug] = (time.monotonic() + current_app.config["PROMPT_STORY_CACHE_SECONDS"], story)
+    return story
+
+
+def story_of(article) -> Story:
+    return Story(slug=article.slug, section=article.section or "", tags=tuple(article.tags or ()),
+                 members_only=article.access == "members")
+
+
+# ---------------------------------------------------------------- the slot
+
+def slot(story: Story) -> Slot:
+    """Decide what the slot shows this reader on `story`, count it, and render it."""
+    store = redis_client(current_app)
+    reader, new = reader_context(store)
+    active = rules()
+    now = utcnow()
+    try:
+        decision = decide(store, active, reader, story, now)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        log.warning("prompt slot left empty: Redis did not answer (%s)", error)
+        decision = prompts.NOTHING
+    return Slot(decision, reader, new, render_slot(decision, story.slug))
+
+
+def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> Decision:
+    history = History()
+    if reader.counted:
+        history = prompt_history.record_read_and_load(store, reader.id, story.slug, now, active.history_days)
+    decision = prompts.prompt_decision(active, reader, story, history, now)
+    if store is not None and not reader.bot:
+        prompt_history.record_decision(store, reader.id, decision, now, active.history_days)
+    return decision
+
+
+def render_slot(decision: Decision, slug: str) -> str:
+    if not decision.show:
+        return ""
+    variant = decision.variant.copy if decision.variant else {}
+    tokens = {"articles_read": str(decision.articles_read), "price": price()}
+    return render_template(f"partials/prompts/{decision.kind}.html", decision=decision, slug=slug,
+                           copy=filled(variant, tokens))
+
+
+def filled(copy: dict, tokens: dict[str, str]) -> dict:
+    """The variant's copy (title, body paragraphs, button) with its tokens filled in."""
+    result = {}
+    for key, value in copy.items():
+        if isinstance(value, list):
+            result[key] = [prompts.fill_copy(str(v), tokens) for v in value]
+        else:
+            result[key] = prompts.fill_copy(str(value), tokens)
+    return result
+
+
+# ---------------------------------------------------------------- opting out and in
+
+def stop_counting(response: Response) -> Response:
+    """Forget this browser's history now and count it no more."""
+    reader_id, store = known_reader_id(), redis_client(current_app)
+    if reader_id is not None and store is not None:
+        prompt_history.forget(store, reader_id)
+    response.delete_cookie(READER_COOKIE, httponly=True, samesite="Lax")
+    response.set_cookie(OPTOUT_COOKIE, "1", max_age=COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
+                        secure=_secure())
+    return response
+
+
+def start_counting(response: Response) -> Response:
+    """Count this browser again; where consent is required, this is the reader's consent."""
+    response.delete_cookie(OPTOUT_COOKIE, httponly=True, samesite="Lax")
+    if current_app.config["PROMPT_REQUIRE_CONSENT"]:
+        response.set_cookie(current_app.config["PROMPT_CONSENT_COOKIE"], "yes", max_age=COOKIE_DAYS * 86400,
+                            samesite="Lax", secure=_secure())
+    return response

@@ -1,0 +1,37 @@
+"""/reading-history: what the prompt slot counts about this browser, and the switch to stop it."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+
+from newsletter import prompt_history, prompts
+from newsletter.models import utcnow
+from newsletter.web import prompt_reader
+
+bp = Blueprint("reading_history", __name__, url_prefix="/reading-history")
+WINDOW_DAYS = 30
+
+
+@bp.get("")
+def page():
+    reader_id = prompt_reader.known_reader_id()
+    store = prompt_reader.redis_client(current_app)
+    counted = prompt_reader.may_count() and store is not None
+    read = 0
+    if counted and reader_id is not None:
+        history = prompt_history.load(store, reader_id, utcnow())
+        read = prompts.reads_within(history, WINDOW_DAYS, utcnow())
+    return render_template("reading_history.html", counted=counted, read=read, window=WINDOW_DAYS,
+                           opted_out=bool(request.cookies.get(prompt_reader.OPTOUT_COOKIE)),
+                           consent_required=current_app.config["PROMPT_REQUIRE_CONSENT"])
+
+
+@bp.post("")
+def change():
+    """`action=stop`: forget this browser's history and count it no more; `action=count`: count again."""
+    action = request.form.get("action")
+    if action not in ("stop", "count"):
+        abort(400, description="Choose to stop or to start counting.")
+    response = redirect(url_for(".page"), 303)
+    if action == "stop":
+        return prompt_reader.stop_counting(response)
+    return prompt_reader.start_counting(response)
