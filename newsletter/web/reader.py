@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import (Blueprint, Response, abort, current_app, make_response, render_template, session,
+                   url_for)
 
 from newsletter import articles, db
 from newsletter.models import Article
+from newsletter.web import prompt_reader
+
+# past_due members keep their benefits through the grace period (newsletter.memberships).
+READS_CLEAN = ("member", "past_due")
 
 bp = Blueprint("reader", __name__)
 
@@ -23,7 +28,9 @@ def article(slug: str):
         story = articles.get(db.session(), slug)
     except articles.ArticleNotFound:
         abort(404)
-    return render_template("article.html", article=story, **page_extras(story))
+    extras = page_extras(story)
+    response = make_response(render_template("article.html", article=story, **extras))
+    return cache_headers(response, extras)
 
 
 @bp.get("/terms")
@@ -32,9 +39,47 @@ def terms():
 
 
 def page_extras(article: Article | None) -> dict:
-    """What a page shows around the story; later issues decide this per reader."""
-    # Members will see no ads and no appeal; until readers are known everyone sees both.
-    return {"show_newsletter_box": True, "show_ads": True, "show_prompt": True}
+    """What a page shows around the story for this reader: boxes, ads, the prompt slot, the gate.
+
+    Members read clean (no ads, no appeal); subscribers get no sign-up box; a members-only
+    story shows non-members its lede and the appeal. Only readers signed in or known as
+    subscribers get a page of their own; every other reader gets the same HTML, and the
+    prompt slot is filled per reader from GET /api/v1/prompt (PROMPT_DELIVERY "script").
+    """
+    state, subscriber = prompt_reader.reader_standing()
+    extras = {"show_newsletter_box": not subscriber, "show_ads": state not in READS_CLEAN,
+              "show_prompt": article is not None and state != "member",
+              "gated": article is not None and article.access == "members" and state not in READS_CLEAN,
+              "personal": prompt_reader.personal(), "prompt_src": None, "prompt_slot": None}
+    if extras["show_prompt"]:
+        if current_app.config["PROMPT_DELIVERY"] == "page":
+            extras["prompt_slot"] = prompt_reader.slot(prompt_reader.story_of(article))
+            extras["personal"] = True
+        else:
+            extras["prompt_src"] = url_for("prompt_api.prompt", article=article.slug)
+    return extras
+
+
+def cache_headers(response: Response, extras: dict) -> Response:
+    """The same page for every anonymous reader may be cached; a reader's own page may not."""
+    slot = extras["prompt_slot"]
+    if slot is not None and slot.new_reader_id:
+        prompt_reader.remember_reader(response, slot.reader.id)
+    # A CSRF token in a form (the sign-up box's) ties the page to the reader's session.
+    if extras["personal"] or session.accessed:
+        response.headers["Cache-Control"] = "private, no-cache"
+    else:
+        response.headers["Cache-Control"] = f"public, max-age={current_app.config['ARTICLE_MAX_AGE']}"
+    return response
+
+
+@bp.app_template_filter("lede_length")
+def lede_length(article: Article) -> int:
+    """Blocks up to and including the first paragraph: what a members-only story shows everyone."""
+    for index, block in enumerate(article.body):
+        if block.get("type") == "paragraph":
+            return index + 1
+    return len(article.body)
 
 
 @bp.app_template_filter("paragraphs")
