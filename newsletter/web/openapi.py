@@ -190,6 +190,34 @@ SCHEMAS = {
     },
 }
 
+SCHEMAS |= {
+    "PromptSlot": {
+        "type": "object", "required": ["show", "prompt", "variant", "html"],
+        "properties": {"show": {"type": "boolean"},
+                       "prompt": {"enum": ["membership", "newsletter", "update_card", None]},
+                       "variant": {"type": ["string", "null"],
+                                   "description": "Send it back with the events; the checkout form carries it."},
+                       "html": {"type": "string", "description": "The slot's HTML; empty when `show` is false."}},
+    },
+    "PromptEvent": {
+        "type": "object", "required": ["event", "prompt", "variant"],
+        "properties": {"event": {"enum": ["seen", "click", "dismiss"]},
+                       "prompt": {"enum": ["membership", "newsletter", "update_card"]},
+                       "variant": {"type": "string"}, "article": {"type": "string"}},
+    },
+    "PromptReport": {
+        "type": "object", "required": ["rules_version", "variants"],
+        "properties": {"rules_version": {"type": "string"}, "variants": {"type": "array", "items": {
+            "type": "object",
+            "required": ["prompt", "variant", "control", "readers", "conversions", "rate", "low", "high"],
+            "properties": {"prompt": {"type": "string"}, "variant": {"type": "string"},
+                           "control": {"type": "boolean"}, "readers": _COUNT, "impressions": _COUNT,
+                           "seen": _COUNT, "clicks": _COUNT, "dismissals": _COUNT, "conversions": _COUNT,
+                           "rate": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}}}},
+                       "other_conversions": {"type": "object", "additionalProperties": _COUNT}},
+    },
+}
+
 RESPONSES = {
     "Unauthorized": _json(_ref("Error"), "No operator token, or an unknown or revoked one."),
     "NotFound": _json(_ref("Error"), "No such edition."),
@@ -251,6 +279,31 @@ OPERATIONS = {
                           "properties": {"started": {"type": "boolean"}}}]}, "Queued, or running already."),
                       "404": _response("NotFound"),
                       "409": _json(_ref("Error"), "The edition was cancelled.")}})},
+    "prompt_api.prompt": {"get": {
+        "summary": "What the prompt slot shows this reader",
+        "description": "For article pages served from a cache: decides for the reader of this request "
+                       "(cookies `rid`, `member`, `subscriber`), counts the story as read and sets `rid` "
+                       "the first time. Never cached.",
+        "tags": ["prompts"],
+        "parameters": [{"name": "article", "in": "query", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": _json(_ref("PromptSlot"), "The decision and its HTML."),
+                      "404": _json(_ref("Error"), "No article has this slug.")}}},
+    "prompt_api.prompt_events": {"post": {
+        "summary": "Report a prompt seen, clicked or dismissed",
+        "description": "From the reader the prompt was shown to; a dismissal keeps the prompt away for "
+                       "its snooze.",
+        "tags": ["prompts"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PromptEvent")}}},
+        "responses": {"204": {"description": "Counted."},
+                      "400": _json(_ref("Error"), "The body is not JSON."),
+                      "422": _response("Invalid")}}},
+    "prompt_api.report": {"get": _operator({
+        "summary": "Per-variant prompt results",
+        "description": "As `newsletter prompts report --json`: readers, impressions, events, conversions, "
+                       "conversion rate with a 95 % Wilson interval.",
+        "tags": ["prompts"],
+        "responses": {"200": _json(_ref("PromptReport"), "One row per variant and control."),
+                      "503": _json(_ref("Error"), "No Redis is configured.")}})},
     "editions_api.pause": {"post": _edition_control(
         "Pause a send", "Batches stop before their next message; the rest stays pending.", "changed")},
     "editions_api.resume": {"post": _edition_control(
