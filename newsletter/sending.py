@@ -27,7 +27,7 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
-from newsletter import edition_render, ledger, mail, subscribers, suppression
+from newsletter import edition_render, ledger, mail, memberships, subscribers, suppression
 from newsletter.addresses import for_transport
 from newsletter.delivery import BATCH_TASK, SendSettings
 from newsletter.models import Delivery, Edition, Subscriber, Suppression, utcnow
@@ -47,12 +47,14 @@ class MessageSettings:
     mail_from: str
     id_domain: str
     render: dict
+    grace_days: int = 7  # a member whose payment failed keeps the members' version this long
 
     @classmethod
     def from_config(cls, config) -> MessageSettings:
         address = parseaddr(config["MAIL_FROM"])[1]
         return cls(address, address.rpartition("@")[2] or "localhost",
-                   edition_render.settings_from_config(config))
+                   edition_render.settings_from_config(config),
+                   int(config.get("MEMBERSHIP_GRACE_DAYS", 7)))
 
     def message_id(self, edition_id: int, subscriber_id: int) -> str:
         """The same for every attempt at one delivery, so receivers can drop a duplicate."""
@@ -98,7 +100,8 @@ class _Batch:
     clock: Callable[[], datetime]
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
     lease: str = field(default_factory=lambda: ledger.new_token(ledger.RUNNING))
-    prepared: edition_render.PreparedEdition | None = None
+    prepared: dict[str, edition_render.PreparedEdition] = field(default_factory=dict)  # by audience
+    members: frozenset[str] = frozenset()  # lowercased addresses that get the members' version
     connection_failures: int = 0
     most_attempts: int = 0
     renew_at: float = 0.0
@@ -115,7 +118,8 @@ class _Batch:
         return ids
 
     def run(self, ids: list[int]) -> None:
-        self.prepared = edition_render.prepare(self.session, self.edition_id, **self.message.render)
+        emails = memberships.member_emails(self.session, self.clock(), self.message.grace_days)
+        self.members = frozenset(e.lower() for e in emails)
         try:
             for delivery_id in ids:
                 self._keep_lease()
@@ -162,9 +166,7 @@ class _Batch:
         return self._deliver(delivery_id, row, row.version, now)
 
     def _deliver(self, delivery_id: int, subscriber: Row, version: int, now: datetime) -> bool:
-        if version != self.prepared.version:  # changed mid-send: the rest get the new one
-            self.prepared = edition_render.prepare(self.session, self.edition_id, **self.message.render)
-        data = self.prepared.message_for(
+        data = self._prepared(subscriber.email, version).message_for(
             subscriber, message_id=self.message.message_id(self.edition_id, subscriber.id), date=now)
         self.limiter.acquire()
         try:
@@ -181,6 +183,16 @@ class _Batch:
             return True
         self.checkpoint()
         return True
+
+    def _prepared(self, email: str, version: int) -> edition_render.PreparedEdition:
+        """The edition rendered for this reader's audience: members get no appeal."""
+        audience = "members" if email.lower() in self.members else "public"
+        prepared = self.prepared.get(audience)
+        if prepared is None or prepared.version != version:  # changed mid-send: the rest get the new one
+            prepared = edition_render.prepare(self.session, self.edition_id, audience=audience,
+                                              **self.message.render)
+            self.prepared[audience] = prepared
+        return prepared
 
     def _refused(self, delivery_id: int, subscriber: Row, error: mail.SendError,
                  now: datetime) -> None:

@@ -528,3 +528,23 @@ def test_a_message_on_its_way_when_the_send_is_cancelled_is_recorded_as_sent(app
     assert (outcome.sent, outcome.stopped) == (3, "cancelled")
     assert states(session, edition.id) == {"sent": 3, "skipped": 7}
     assert len(smtp_server.messages) == 3
+
+
+def test_members_get_the_members_version_without_the_appeal(app, session, edition, settings, smtp_server):
+    from newsletter import memberships
+    from newsletter.models import Membership
+
+    make_subscribers(session, 3)
+    for n, status in ((1, "active"), (2, "canceled")):
+        reader = memberships.new_reader(session, address(n).upper())  # case differs: still them
+        session.add(Membership(reader_id=reader.id, stripe_subscription_id=f"sub_{n}", status=status))
+    session.commit()
+
+    run_batches(app, session, edition.id, started(session, edition.id, settings))
+
+    def text(n):
+        [msg] = smtp_server.to(address(n))
+        return msg.get_body(("plain",)).get_content()
+    assert "Thank you for being a member" in text(1) and "Become a member" not in text(1)
+    for n in (2, 3):  # a former member and a reader who never joined
+        assert "Become a member" in text(n) and "Thank you for being a member" not in text(n)
