@@ -51,7 +51,7 @@ def dev_command(host: str, port: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from newsletter import cli_editions, cli_operators, cli_stripe, cli_subscribers, ingest
+    from newsletter import cli_editions, cli_operators, cli_prompts, cli_stripe, cli_subscribers, ingest
 
     app.cli.add_command(db_group)
     app.cli.add_command(ingest.ingest_command)
@@ -60,3 +60,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli_operators.operator_group)
     app.cli.add_command(cli_stripe.stripe_group)
     app.cli.add_command(cli_editions.edition_group)
+    app.cli.add_command(cli_prompts.prompts_group)

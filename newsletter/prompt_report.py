@@ -89,5 +89,13 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     return max(0.0, centre - spread), min(1.0, centre + spread)
 
 
-def as_json(rules: Rules, rows: list[VariantRow]) -> dict:
-    return {"rules_version": rules.version, "variants": [asdict(row) for row in rows]}
+def other_conversions(session: Session, rules: Rules) -> dict[str, int]:
+    """Conversions through checkouts no prompt of the rules names: a members-only story's gate
+    ("gate"), ended campaigns."""
+    known = {variant_id for prompt in rules.prompts for variant_id, _ in variant_ids(prompt)}
+    return {v: n for v, n in sorted(conversions_by_variant(session).items()) if v not in known}
+
+
+def as_json(rules: Rules, rows: list[VariantRow], other: dict[str, int]) -> dict:
+    return {"rules_version": rules.version, "variants": [asdict(row) for row in rows],
+            "other_conversions": other}

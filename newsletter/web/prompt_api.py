@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from newsletter import articles, db, prompt_history, prompt_report, prompts
+from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
 from newsletter.web import prompt_reader, requestinfo
 from newsletter.web.auth import operator_required
@@ -34,7 +35,7 @@ def prompt():
 def prompt_events():
     """A seen, click or dismiss from the reader of this request: 204."""
     event, kind, variant = event_fields()
-    if prompt_reader.is_bot(request.headers.get("User-Agent", "")):
+    if is_bot(request.headers.get("User-Agent", "")):
         return "", 204
     rules = prompt_reader.rules()
     reader_id = prompt_reader.known_reader_id() if prompt_reader.may_count() else None
@@ -71,4 +72,6 @@ def report():
     store = prompt_reader.redis_client(current_app)
     if store is None:
         abort(503, description="No Redis (NEWSLETTER_REDIS_URL): there are no counters to report.")
-    return jsonify(prompt_report.as_json(rules, prompt_report.report(db.session(), store, rules)))
+    session = db.session()
+    rows = prompt_report.report(session, store, rules)
+    return jsonify(prompt_report.as_json(rules, rows, prompt_report.other_conversions(session, rules)))

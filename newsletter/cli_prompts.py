@@ -1,0 +1,71 @@
+"""`newsletter prompts …`: the prompt rules in force and what each variant earned.
+Shims over newsletter.prompt_rules and newsletter.prompt_report."""
+from __future__ import annotations
+
+import json
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from newsletter import db, prompt_report
+from newsletter.prompt_rules import InvalidRules, load_rules, rules_path
+from newsletter.redis_url import client
+
+HEADER = (f"{'variant':34} {'readers':>8} {'shown':>7} {'seen':>7} {'clicks':>7} {'dismiss':>7} "
+          f"{'convert':>7} {'rate':>7}  95% interval")
+
+
+@click.group("prompts", help="The membership prompt: its rules and its results.")
+def prompts_group() -> None:
+    pass
+
+
+@prompts_group.command("check", help="Read the rules file and print its version and prompts.")
+@with_appcontext
+def check_command() -> None:
+    rules = _rules()
+    click.echo(f"{rules_path(current_app.config)}: version {rules.version}, "
+               f"{'on' if rules.enabled else 'OFF (kill switch)'}")
+    for prompt in rules.prompts:
+        variants = len(prompt.experiment.variants) if prompt.experiment else 0
+        click.echo(f"  {prompt.priority:4d} {prompt.id} ({prompt.kind}), {variants} variant(s)"
+                   f"{'' if prompt.enabled else ', disabled'}")
+
+
+@prompts_group.command("report", help="Per variant: readers, impressions, events, conversions, "
+                       "conversion rate with a 95% Wilson interval.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, as GET /api/v1/prompts/report.")
+@with_appcontext
+def report_command(as_json: bool) -> None:
+    rules = _rules()
+    if not current_app.config["REDIS_URL"]:
+        raise click.ClickException("NEWSLETTER_REDIS_URL is not set: the counters live in Redis")
+    store, session = client(current_app.config["REDIS_URL"]), db.session()
+    try:
+        rows = prompt_report.report(session, store, rules)
+        other = prompt_report.other_conversions(session, rules)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(prompt_report.as_json(rules, rows, other), indent=2))
+        return
+    click.echo(f"rules version {rules.version}")
+    click.echo(HEADER)
+    for row in rows:
+        click.echo(table_line(row))
+    for variant, n in other.items():
+        click.echo(f"{variant:34} {'':>8} {'':>7} {'':>7} {'':>7} {'':>7} {n:7d}  (no prompt in the rules)")
+
+
+def table_line(row: prompt_report.VariantRow) -> str:
+    name = row.variant + (" (control)" if row.control else "")
+    return (f"{name:34} {row.readers:8d} {row.impressions:7d} {row.seen:7d} {row.clicks:7d} "
+            f"{row.dismissals:7d} {row.conversions:7d} {row.rate:7.2%}  {row.low:.2%}–{row.high:.2%}")
+
+
+def _rules():
+    try:
+        return load_rules(rules_path(current_app.config))
+    except (OSError, InvalidRules) as error:
+        raise click.ClickException(f"prompt rules: {error}") from error
