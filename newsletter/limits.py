@@ -1,15 +1,15 @@
-"""Rate limits: the sign-up routes' own check, per client IP and per address, and
-Flask-Limiter for the app's other limited routes (the console's sign-in).
+"""Rate limits: the sign-up routes' own, per client IP and per address, and Flask-Limiter
+for the app's other limited routes (the console's sign-in).
 
 Counters live in the app's Redis, so every gunicorn worker and every web host shares
 them. Each app gets limiters of its own (tests build many apps in one process); the
 sign-up views are wrapped when the web layer calls `limit_signups`.
 
-The sign-up routes are the busiest public POSTs, so their limits take one Redis round
-trip: a Lua script counts the request against every limit in turn (fixed windows, the
-strategy Flask-Limiter used for them, under the same `LIMITS:` keys) and stops at the
-first it exceeds. Flask-Limiter spent two to three round trips and about 0.5 ms of CPU
-on them per sign-up (docs/performance.md).
+The sign-up routes are the busiest public POSTs: a sign-up is counted against its limits
+and queued for the worker in one Redis round trip (newsletter.signup_gate: a Lua script
+over fixed-window counters, the strategy Flask-Limiter used for them, under the same
+`LIMITS:` keys). Flask-Limiter had spent two to three round trips and about 0.5 ms of
+CPU on them per sign-up (docs/performance.md).
 
 Configuration: RATELIMIT_ENABLED, SIGNUP_LIMIT_PER_IP, SIGNUP_LIMIT_PER_ADDRESS (limit
 strings such as "10 per minute; 100 per hour"), RATELIMIT_STORAGE_URI, and any other
@@ -18,47 +18,20 @@ RATELIMIT_* key Flask-Limiter reads for the routes it limits.
 from __future__ import annotations
 
 import functools
-import logging
-import math
 import time
 from collections.abc import Callable
 
-import redis
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, RedisStorage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from newsletter.addresses import email_hash
-
-log = logging.getLogger(__name__)
+from newsletter.signup_gate import REDIS_TIMEOUTS, Counted, SignupGate
 
 TOO_MANY = "Too many sign-ups from here; please try again later."
-# Redis socket timeouts keep a hung Redis from hanging requests.
-REDIS_TIMEOUTS = {"socket_connect_timeout": 1, "socket_timeout": 1}
-# After Redis failed to answer, sign-ups are counted in process memory this long before
-# Redis is asked again.
-REDIS_BACKOFF = 10
-
-# KEYS[i] is the counter of limit i, ARGV[2i-1] its amount and ARGV[2i] its window in
-# seconds. Counts the request against each limit in turn and stops at the first it
-# exceeds, as Flask-Limiter does: 0, or the seconds until that limit's window ends.
-COUNT_SCRIPT = """
-for i, key in ipairs(KEYS) do
-  local count = redis.call('INCR', key)
-  if count == 1 then
-    redis.call('EXPIRE', key, ARGV[2 * i])
-  end
-  if count > tonumber(ARGV[2 * i - 1]) then
-    return math.max(redis.call('TTL', key), 1)
-  end
-end
-return 0
-"""
-
-Counted = list[tuple[RateLimitItem, tuple[str, ...]]]  # a limit and whose counter of it
+GATE = "newsletter.signup_gate"
+COUNTED = "newsletter.signup_counted"  # in the WSGI environ: this request has been counted
 
 
 def init_app(app: Flask) -> None:
@@ -104,92 +77,79 @@ def close(app: Flask) -> None:
     client = getattr(ext.storage, "storage", None) if ext.enabled else None  # limits' RedisStorage
     if client is not None:
         client.connection_pool.disconnect()
-    signups = app.extensions.get("newsletter.signup_limits")
-    if signups is not None:
-        signups.close()
+    if GATE in app.extensions:
+        gate(app).close()
 
 
 def limit_signups(app: Flask, endpoints: list[str], address: Callable[[], str | None]) -> None:
     """Put the per-IP and per-address limits on the sign-up views; all of them share both.
 
-    `address` gives the normalised address a request signs up, or None when it has no
-    valid one: such requests count against their IP only. Checked when the view is
-    called, after CSRFProtect: a refused form counts against nothing.
+    A view queues its sign-up with `queue_signup`, which counts the request in the same
+    round trip. A request the view answers otherwise (invalid, a bot's) is counted once
+    the view returns, against its IP and, when `address` finds a valid one in it, its
+    address; over a limit, it is answered 429 instead. Such answers change nothing, so
+    counting them afterwards refuses exactly what counting first would. CSRFProtect runs
+    before the view: a refused form counts against nothing.
     """
-    counters = SignupLimits(storage_uri(app.config))
-    app.extensions["newsletter.signup_limits"] = counters
-
-    def check() -> None:
-        config = current_app.config
-        if not config["RATELIMIT_ENABLED"]:
-            return
-        counted = [(item, ("signup-ip", client_ip())) for item in parsed(config["SIGNUP_LIMIT_PER_IP"])]
-        submitted = address()
-        if submitted is not None:
-            digest = email_hash(submitted)
-            counted += [(item, ("signup-address", digest))
-                        for item in parsed(config["SIGNUP_LIMIT_PER_ADDRESS"])]
-        wait = counters.hit(counted)
-        if wait:
-            raise TooManyRequests(TOO_MANY, retry_after=wait)
-
+    app.extensions[GATE] = SignupGate.from_config(app.config)
     for endpoint in endpoints:
-        app.view_functions[endpoint] = checked_first(check, app.view_functions[endpoint])
+        app.view_functions[endpoint] = counted_afterwards(app.view_functions[endpoint], address)
 
 
-def checked_first(check: Callable[[], None], view: Callable) -> Callable:
+def queue_signup(address: str, task_name: str, args: tuple) -> None:
+    """Count this request against the sign-up limits of its IP and `address` and, when
+    every limit allows it, queue `task_name(*args)`, in one Redis round trip.
+
+    TooManyRequests (429, Retry-After) when a limit is exceeded: nothing is queued.
+    QueueUnavailable when the broker does not take it.
+    """
+    request.environ[COUNTED] = True
+    refuse_over_limit(gate().admit(signup_counters(address), task_name, args))
+
+
+def counted_afterwards(view: Callable, address: Callable[[], str | None]) -> Callable:
+    def count_unless_queued() -> None:
+        if not request.environ.get(COUNTED):
+            refuse_over_limit(gate().count(signup_counters(address())))
+
     @functools.wraps(view)
-    def checked(*args, **kwargs):
-        check()
-        return view(*args, **kwargs)
+    def counted(*args, **kwargs):
+        try:
+            response = view(*args, **kwargs)
+        except HTTPException:  # 413, 415, 429: answered without queuing too
+            count_unless_queued()
+            raise
+        count_unless_queued()
+        return response
 
-    return checked
+    return counted
+
+
+def signup_counters(address: str | None) -> Counted:
+    """The counters this request counts against: its IP's, and its address's when it has one."""
+    config = current_app.config
+    if not config["RATELIMIT_ENABLED"]:
+        return []
+    counted = [(item, ("signup-ip", client_ip())) for item in parsed(config["SIGNUP_LIMIT_PER_IP"])]
+    if address is not None:
+        digest = email_hash(address)
+        counted += [(item, ("signup-address", digest)) for item in parsed(config["SIGNUP_LIMIT_PER_ADDRESS"])]
+    return counted
+
+
+def refuse_over_limit(wait: int) -> None:
+    if wait:
+        raise TooManyRequests(TOO_MANY, retry_after=wait)
+
+
+def gate(app: Flask | None = None) -> SignupGate:
+    return (app or current_app).extensions[GATE]
 
 
 @functools.lru_cache(maxsize=64)
 def parsed(limit_string: str) -> tuple[RateLimitItem, ...]:
     """The limits of a string such as "10 per minute; 100 per hour"."""
     return tuple(parse_many(limit_string))
-
-
-class SignupLimits:
-    """Counters of the sign-up limits: one Redis round trip per request, memory meanwhile when Redis is away."""
-
-    def __init__(self, uri: str):
-        self.storage = storage_from_string(uri, **({} if uri.startswith("memory") else REDIS_TIMEOUTS))
-        self.redis = isinstance(self.storage, RedisStorage)
-        self.script = self.storage.get_connection().register_script(COUNT_SCRIPT) if self.redis else None
-        self.memory = None if self.redis else FixedWindowRateLimiter(self.storage)
-        self.redis_away_until = 0.0
-
-    def hit(self, counted: Counted) -> int:
-        """Count a request against `counted`: 0, or the seconds until the limit it exceeds allows it."""
-        if self.redis and time.monotonic() >= self.redis_away_until:
-            try:
-                return self._hit_redis(counted)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-                log.warning("sign-up limits counted in memory for %d s: Redis did not answer (%s)",
-                            REDIS_BACKOFF, error)
-                self.redis_away_until = time.monotonic() + REDIS_BACKOFF
-        return self._hit_memory(counted)
-
-    def _hit_redis(self, counted: Counted) -> int:
-        keys = [self.storage.prefixed_key(item.key_for(*ids)) for item, ids in counted]
-        args = [n for item, _ in counted for n in (item.amount, item.get_expiry())]
-        return int(self.script(keys=keys, args=args))
-
-    def _hit_memory(self, counted: Counted) -> int:
-        if self.memory is None:  # made on first need: MemoryStorage starts a timer thread
-            self.memory = FixedWindowRateLimiter(MemoryStorage())
-        for item, ids in counted:
-            if not self.memory.hit(item, *ids):
-                reset = self.memory.get_window_stats(item, *ids).reset_time
-                return max(1, math.ceil(reset - time.time()))
-        return 0
-
-    def close(self) -> None:
-        if self.redis:
-            self.storage.get_connection().connection_pool.disconnect()
 
 
 def client_ip() -> str:

@@ -5,8 +5,19 @@ work: by task name (so the domain never imports workers/) and with ids (never OR
 objects). The message is published when the session commits and dropped when it rolls
 back, so a worker never looks for a row that is not there yet (warehouse's after-commit
 hook).
+
+`redis_message` builds, without kombu, the message `send_task` would push onto Redis: for
+the sign-up request, which has no transaction to wait for and pushes its message in
+the same round trip as its rate limits (newsletter.signup_gate).
 """
 from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import socket
+import uuid
 
 from celery import Celery
 from flask import Flask, current_app
@@ -27,6 +38,13 @@ VISIBILITY_TIMEOUT = 3600
 # The web's publisher: a broker that does not answer within these seconds is down for
 # this request (the reader is told to try again) rather than a request left hanging.
 PUBLISH_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+
+# Celery's default queue (no task is routed elsewhere): kombu's Redis transport keeps its
+# messages in a list of this name.
+DEFAULT_QUEUE = "celery"
+# Celery's argsrepr length (amqp.argsrepr_maxsize).
+ARGSREPR_LENGTH = 1024
+NO_WORKFLOW = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 class QueueUnavailable(Exception):
@@ -90,19 +108,21 @@ def enqueue(session: Session, task_name: str, *args, countdown: float | None = N
     session.info.setdefault(_PENDING, []).append((transaction, task_name, args, options))
 
 
+def publish(task_name: str, args: tuple, **options) -> None:
+    """Publish `task_name(*args)` now through the Celery app; QueueUnavailable if the broker does not take it."""
+    try:
+        # Celery's own repr of the arguments (saferepr) costs more than the rest of a
+        # publish; the plain repr, cut to Celery's length, says as much.
+        celery_app().send_task(task_name, args=list(args), argsrepr=repr(args)[:ARGSREPR_LENGTH],
+                               kwargsrepr="{}", ignore_result=True, **options)
+    except OperationalError as error:
+        raise QueueUnavailable(f"could not queue {task_name}: {error}") from error
+
+
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    if pending:
-        celery = celery_app()
-        for _transaction, name, args, options in pending:
-            try:
-                # Celery's own repr of the arguments (saferepr) costs more than the rest
-                # of a publish; the plain repr, cut to Celery's length, says as much.
-                celery.send_task(name, args=list(args), argsrepr=repr(args)[:1024], kwargsrepr="{}",
-                                 ignore_result=True, **options)
-            except OperationalError as error:
-                raise QueueUnavailable(f"could not queue {name}: {error}") from error
+    for _transaction, name, args, options in session.info.pop(_PENDING, []):
+        publish(name, args, **options)
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -120,3 +140,41 @@ def _inside(transaction, ancestor) -> bool:
             return True
         transaction = transaction.parent
     return False
+
+
+def redis_message(task_name: str, args: tuple) -> bytes:
+    """The message `publish(task_name, args)` pushes onto DEFAULT_QUEUE's Redis list, built
+    without kombu: Celery's task protocol 2 in kombu's Redis envelope.
+
+    For tasks that take JSON arguments, run now and keep no result. It mirrors
+    celery/app/amqp.py (as_task_v2) and kombu/transport/redis.py (_put, with the
+    virtual channel's delivery tag and base64 body); tests/test_queue.py compares it
+    with send_task's own, and tests/web/test_signup_queue.py has a real worker run it.
+    """
+    task_id = str(uuid.uuid4())
+    headers = {
+        "lang": "py", "task": task_name, "id": task_id, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": task_id, "parent_id": None,
+        "argsrepr": repr(args)[:ARGSREPR_LENGTH], "kwargsrepr": "{}", "origin": _origin(),
+        "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+    }
+    properties = {
+        "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": DEFAULT_QUEUE}, "priority": 0,
+        "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+    }
+    body = json.dumps([list(args), {}, NO_WORKFLOW]).encode()
+    return json.dumps({"body": base64.b64encode(body).decode("ascii"), "content-encoding": "utf-8",
+                       "content-type": "application/json", "headers": headers,
+                       "properties": properties}).encode()
+
+
+def _origin() -> str:
+    # Celery's name for a process that is not a worker (celery.utils.nodenames.anon_nodename).
+    return f"gen{os.getpid()}@{_hostname()}"
+
+
+@functools.cache
+def _hostname() -> str:
+    return socket.gethostname()

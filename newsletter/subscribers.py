@@ -2,7 +2,7 @@
 
 States: pending (signed up, not confirmed), confirmed, unsubscribed. Suppression (bounces,
 complaints, erasure) is kept apart by address hash and checked before any mail. A sign-up
-request only queues the sign-up (`queue_signup`: no database work, the same whatever the
+request only queues the sign-up (`signup_task`: no database work, the same whatever the
 address's state, so the answer reveals nothing); the worker records it (`signup`, once
 per request however often the message comes) and decides which mail, if any, it calls
 for (`signup_mail`).
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 TOKEN_BYTES = 32  # 256 random bits
 _RAW_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,100}")
 MAX_PAUSE_DAYS = 365
+SIGNUP_TASK = "subscribers.signup"
 
 
 class ConfirmationError(Exception):
@@ -77,17 +78,16 @@ def is_receiving(subscriber: Subscriber, now: datetime) -> bool:
 
 # ---------------------------------------------------------------- sign-up and opt-in
 
-def queue_signup(session: Session, email: str, ctx: ConsentContext, consent_text: str,
-                 now: datetime | None = None) -> str:
-    """Queue the sign-up of a normalised address for the worker, and return its request id.
+def signup_task(email: str, ctx: ConsentContext, consent_text: str,
+                now: datetime | None = None) -> tuple[str, tuple]:
+    """The task that records the sign-up of a normalised address: its name and arguments,
+    a fresh request id first.
 
-    No SQL: the same work, and time, for an address in any state. Published when
-    `session` commits (newsletter.queue).
+    No SQL: the same work, and time, for an address in any state. The web queues it
+    with its rate limits (newsletter.limits.queue_signup); the worker runs `signup`.
     """
-    request_id = uuid.uuid4().hex
     at = (now or utcnow()).isoformat()
-    enqueue(session, "subscribers.signup", request_id, email, ctx.as_json(), consent_text, at)
-    return request_id
+    return SIGNUP_TASK, (uuid.uuid4().hex, email, ctx.as_json(), consent_text, at)
 
 
 def signup(session: Session, email: str, ctx: ConsentContext, consent_text: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 from werkzeug.exceptions import ServiceUnavailable
 
-from newsletter import articles, consent, db, subscribers
+from newsletter import articles, consent, db, limits, subscribers
 from newsletter.queue import QueueUnavailable
 from newsletter.web import requestinfo
 from newsletter.web.forms import SIGNUP_NOT_TAKEN, SIGNUP_RETRY_AFTER, FieldError, JsonSignup, json_signup
@@ -25,7 +25,8 @@ def article(slug: str):
 def signup():
     """A sign-up from another site's page: 202 alike for every address (no enumeration).
 
-    The sign-up is queued for a worker; 503 with Retry-After when the queue cannot take it.
+    The sign-up is queued for a worker; 429 over a rate limit, 503 when the queue cannot
+    take it, both with Retry-After.
     """
     if not request.is_json:
         abort(415, description="Send the sign-up as JSON (Content-Type: application/json).")
@@ -35,10 +36,9 @@ def signup():
         body = {"code": "invalid", "field": error.field, "message": error.message}
         return jsonify(error=body), 422
     ctx = requestinfo.consent_context("api", data.page, data.article)
-    session = db.session()
-    subscribers.queue_signup(session, data.address, ctx, consent.configured_text(current_app.config))
+    task = subscribers.signup_task(data.address, ctx, consent.configured_text(current_app.config))
     try:
-        session.commit()
+        limits.queue_signup(data.address, *task)
     except QueueUnavailable as error:
         raise ServiceUnavailable(SIGNUP_NOT_TAKEN, retry_after=SIGNUP_RETRY_AFTER) from error
     return jsonify(status="pending_confirmation"), 202

@@ -10,7 +10,7 @@ from flask import (Blueprint, Response, abort, current_app, jsonify, redirect, r
                    request, url_for)
 from flask_wtf.csrf import CSRFError
 
-from newsletter import consent, db, links, subscribers
+from newsletter import consent, db, limits, links, subscribers
 from newsletter.models import Subscriber, utcnow
 from newsletter.queue import QueueUnavailable
 from newsletter.web import errors, requestinfo
@@ -38,10 +38,9 @@ def signup():
     if not form.validate():
         return render_template("newsletter/signup.html", form=form), 422
     ctx = requestinfo.consent_context("form", form.page.data, form.article.data)
-    session = db.session()
-    subscribers.queue_signup(session, form.address, ctx, consent_text())
+    task = subscribers.signup_task(form.address, ctx, consent_text())
     try:
-        session.commit()
+        limits.queue_signup(form.address, *task)
     except QueueUnavailable:
         # Nothing was taken: the form again, input kept, to send once more.
         form.form_errors.append(SIGNUP_NOT_TAKEN)
