@@ -52,7 +52,7 @@ class Sandbox:
         self.url = f"http://{host}:{self._server.port}"
         self.store.base_url = self.url
         self.webhooks.start()
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="stripe-sandbox-http", daemon=True)
         self._thread.start()
         return self.url
