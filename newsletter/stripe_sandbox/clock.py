@@ -9,14 +9,14 @@ from newsletter.stripe_sandbox.store import Store
 Due = tuple[int, Callable[[Store, dict], None], dict]
 
 
-def advance(store: Store, seconds: int) -> int:
-    """Move time forward; renewals, retries, trial ends and expiries due by then run."""
-    if seconds < 0:
+def advance(store: Store, seconds: int = 0, until: int | None = None) -> int:
+    """Move time forward (by `seconds`, or to `until`); what falls due on the way runs."""
+    target = store.now() + seconds if until is None else until
+    if target < store.now():
         raise ValueError("the sandbox's clock only moves forward")
-    target = store.now() + seconds
     while (due := next_due(store, target)) is not None:
         at, action, obj = due
-        store.set_now(at)
+        store.set_now(at, pin=True)
         action(store, obj)
     store.set_now(target)
     return store.now()

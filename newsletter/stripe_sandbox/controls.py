@@ -56,7 +56,13 @@ def clock(sb, params):
 @routes.route("/_sandbox/clock/advance", "POST")
 def advance_clock(sb, params):
     days = number(params, "days") + number(params, "hours") / 24
-    return {"now": sb.advance_clock(days=days, seconds=number(params, "seconds"))}
+    until = number(params, "until", None)
+    try:
+        now = sb.advance_clock(days=days, seconds=number(params, "seconds"),
+                               until=None if until is None else int(until))
+    except ValueError as error:
+        raise BadControl(str(error)) from None
+    return {"now": now}
 
 
 @routes.route("/_sandbox/customers/<id>/card", "POST")

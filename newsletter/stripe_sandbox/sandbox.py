@@ -124,10 +124,10 @@ class Sandbox:
         with self.store.transaction() as store:
             return store.view(checkout.pay(store, session_id, card, email))
 
-    def advance_clock(self, days: float = 0, seconds: float = 0) -> int:
-        """Move sandbox time forward; renewals, retries, trial ends due meanwhile happen."""
+    def advance_clock(self, days: float = 0, seconds: float = 0, until: int | None = None) -> int:
+        """Move sandbox time forward (or to `until`); renewals, retries, trial ends due happen."""
         with self.store.transaction() as store:
-            return clock.advance(store, int(days * DAY + seconds))
+            return clock.advance(store, int(days * DAY + seconds), until)
 
     def fail_next_renewals(self, customer_or_subscription_id: str, count: int | None = None) -> None:
         """Make the next `count` charges fail (None: all, until set_card gives a new card)."""

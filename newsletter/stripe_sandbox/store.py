@@ -47,6 +47,7 @@ class Store:
     private: dict[str, dict] = field(default_factory=dict)   # what Stripe knows but never shows
     events: list[dict] = field(default_factory=list)
     clock_offset: int = 0
+    pinned_now: int | None = None   # while the clock runs something due, time stands at its moment
     request: RequestInfo = field(default_factory=RequestInfo)
     _outbox: list[dict] = field(default_factory=list)
     _depth: int = 0
@@ -75,10 +76,13 @@ class Store:
     # ------------------------------------------------------------ time and ids
 
     def now(self) -> int:
+        if self.pinned_now is not None:
+            return self.pinned_now
         return int(time.time()) + self.clock_offset
 
-    def set_now(self, timestamp: int) -> None:
+    def set_now(self, timestamp: int, pin: bool = False) -> None:
         self.clock_offset = max(self.clock_offset, timestamp - int(time.time()))
+        self.pinned_now = timestamp if pin else None
 
     @staticmethod
     def new_id(prefix: str, length: int = 24) -> str:
