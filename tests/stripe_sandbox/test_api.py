@@ -209,3 +209,19 @@ def test_bracket_forms_from_other_clients(sandbox, make_price):
     assert answer.status_code == 200, answer.text
     assert answer.headers["Stripe-Version"] == "2026-10-28.endive"
     assert answer.json()["amount_total"] == 1000
+
+
+def test_concurrent_requests(api, make_price):
+    from concurrent.futures import ThreadPoolExecutor
+
+    price = make_price()
+
+    def create(i):
+        return api.v1.checkout.sessions.create(params={
+            "mode": "subscription", "line_items": [{"price": price["id"]}],
+            "client_reference_id": str(i)})["id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(create, range(40)))
+    assert len(set(ids)) == 40
+    assert len(api.v1.checkout.sessions.list(params={"limit": 100}).data) == 40
