@@ -145,24 +145,20 @@ def test_photo_placeholder_is_hidden_and_the_caption_names_the_figure(client, st
     assert credit.text() == "Photo credit: Ayal Margolin/Flash90"
 
 
-def test_article_page_ends_with_notes_ad_and_membership_appeal(client, story):
+def test_article_page_ends_with_notes_ad_and_the_prompt_slot(client, story):
     page = article_page(client)
     main = page.find("main")
 
     notes = page.find("footer", class_="article__notes")
     assert notes.text() == "Agencies contributed to this report."
-    assert [n.tag for n in main.elements][-2:] == ["aside", "section"]
+    assert [n.tag for n in main.elements][-2:] == ["aside", "div"]
     end_ad = main.elements[-2]
     assert end_ad.attrs["data-slot"] == "article-end"
     assert end_ad.find("p", class_="ad-slot__label").text() == "Advertisement"
     assert end_ad.attrs["aria-labelledby"] == "ad-article-end-label"
-    prompt = main.elements[-1]
-    assert prompt.find("h2").text() == "You appreciate our journalism"
-    assert "$6 a month" in prompt.text()
-    form = prompt.find("form")
-    assert form.attrs["method"] == "post" and form.attrs["action"] == "/membership/checkout"
-    assert form.find("input", name="article").attrs["value"] == "syria-talks"
-    assert form.find("button").attrs["type"] == "submit"
+    # The appeal itself comes per reader from GET /api/v1/prompt (tests/web/test_prompt_api.py).
+    slot = main.elements[-1]
+    assert slot.attrs["data-prompt-src"] == "/api/v1/prompt?article=syria-talks"
 
 
 def test_short_article_gets_the_box_after_its_last_paragraph_and_one_ad(client, session):
@@ -220,7 +216,9 @@ def test_every_story_value_is_escaped(client, session):
     assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") >= 6
     parsed = parse(html)
     assert parsed.find("h1").text() == HOSTILE
-    assert [s.attrs.get("type") for s in parsed.find_all("script")] == ["application/ld+json"]
+    scripts = parsed.find_all("script")
+    assert [s.attrs.get("type") for s in scripts] == ["application/ld+json", None]
+    assert scripts[1].attrs["src"].startswith("/assets/prompt.js?v=")  # our own, the only other one
 
 
 def test_json_ld_cannot_be_closed_by_the_text(client, session):
@@ -229,7 +227,7 @@ def test_json_ld_cannot_be_closed_by_the_text(client, session):
 
     page = parse(client.get("/articles/breakout").data)
 
-    (ld,) = page.find_all("script")
+    (ld,) = [s for s in page.find_all("script") if s.attrs.get("type") == "application/ld+json"]
     assert json.loads(ld.text())["headline"] == "</script><script>alert(1)</script>"
 
 

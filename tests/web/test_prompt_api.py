@@ -1,0 +1,255 @@
+"""GET /api/v1/prompt and POST /api/v1/prompt/events through the test client, on the test's
+database and Redis; time moved with time-machine where a rule waits for days."""
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+
+import pytest
+import time_machine
+from itsdangerous import URLSafeTimedSerializer
+
+from newsletter import memberships, prompt_history
+from newsletter.models import Membership, utcnow
+from newsletter.web import member_session
+from tests.factories import make_article, paragraph
+from tests.web.markup import parse
+from tests.web.signups import SECRET_KEY, csrf_token, make_subscriber
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+RULES = {"version": "web-test", "prompts": [
+    {"id": "card", "kind": "update_card", "priority": 100},
+    {"id": "appeal", "kind": "membership", "priority": 50, "min_reads": 3, "snooze_days": 7,
+     "frequency_cap": {"impressions": 2, "window_days": 30},
+     "exclude_tags": ["sponsored"],
+     "experiment": {"name": "exp", "control_share": 0,
+                    "variants": [{"id": "exp:a", "copy": {"title": "Read {articles_read} stories?",
+                                                          "body": ["Join for {price}."], "button": "Join"}}]}},
+    {"id": "daily", "kind": "newsletter", "priority": 10, "min_reads": 1, "snooze_days": 30,
+     "frequency_cap": {"impressions": 1, "window_days": 30}}]}
+
+
+@pytest.fixture
+def app_config(app_config, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(RULES))
+    return app_config | {"PROMPT_RULES": str(path)}
+
+
+@pytest.fixture
+def stories(session):
+    made = [make_article(session, slug=f"story-{n}", body=[paragraph("A paragraph.")]) for n in range(1, 6)]
+    make_article(session, slug="advertorial", tags=["Sponsored"])
+    make_article(session, slug="for-members", access="members",
+                 body=[paragraph("The lede everyone reads."), paragraph("The part for members.")])
+    session.commit()
+    return [a.slug for a in made]
+
+
+def ask(client, slug: str, user_agent: str = BROWSER):
+    response = client.get(f"/api/v1/prompt?article={slug}", headers={"User-Agent": user_agent})
+    assert response.status_code == 200, response.data
+    assert response.headers["Cache-Control"] == "private, no-store"
+    return response
+
+
+def event(client, name: str, variant: str, prompt: str = "membership", article: str = "story-3"):
+    return client.post("/api/v1/prompt/events", headers={"User-Agent": BROWSER},
+                       json={"event": name, "prompt": prompt, "variant": variant, "article": article})
+
+
+def sign_in_member(client, session, status: str, email: str | None = None) -> str:
+    reader = memberships.new_reader(session, email)
+    session.add(Membership(reader_id=reader.id, stripe_subscription_id=f"sub_{secrets.token_hex(6)}",
+                           status=status, past_due_since=utcnow() if status == "past_due" else None))
+    session.commit()
+    cookie = URLSafeTimedSerializer(SECRET_KEY, salt=member_session.SALT).dumps(reader.id)
+    client.set_cookie(member_session.COOKIE, cookie)
+    return reader.id
+
+
+def test_the_appeal_after_three_stories_in_its_variant(client, stories):
+    first = ask(client, stories[0])
+    assert first.json["prompt"] == "newsletter" and first.json["variant"] == "daily"
+    assert "rid=" in first.headers["Set-Cookie"] and "HttpOnly" in first.headers["Set-Cookie"]
+    assert ask(client, stories[1]).json == {"show": False, "prompt": None, "variant": None, "html": ""}
+
+    third = ask(client, stories[2]).json
+    assert (third["show"], third["prompt"], third["variant"]) == (True, "membership", "exp:a")
+    box = parse(third["html"].encode()).find("section", class_="membership-prompt")
+    assert box.find("h2").text() == "Read 3 stories?"
+    assert "Join for $6 a month." in box.text()
+    form = box.find("form")
+    assert form.attrs["action"] == "/membership/checkout"
+    fields = {i.attrs["name"]: i.attrs.get("value") for i in form.find_all("input")}
+    assert fields["article"] == "story-3" and fields["prompt"] == "membership" and fields["variant"] == "exp:a"
+    assert fields["csrf_token"]
+
+
+def test_the_same_story_again_is_not_another_read(client, stories):
+    for _ in range(4):
+        ask(client, stories[0])
+    assert ask(client, stories[1]).json["prompt"] != "membership"
+
+
+def test_the_frequency_cap(client, stories, broker):
+    for slug in stories[:2]:
+        ask(client, slug)
+    shown = [ask(client, slug).json["prompt"] for slug in stories[2:5]]
+    assert shown == ["membership", "membership", None]
+    assert prompt_history.counts(broker, "exp:a")["impressions"] == 2
+
+
+def test_dismissal_snoozes_the_appeal_for_its_days(client, stories):
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        for slug in stories[:3]:
+            ask(client, slug)
+        assert event(client, "dismiss", "exp:a").status_code == 204
+        assert ask(client, stories[3]).json["prompt"] is None
+        clock.shift(timedelta(days=6, hours=23))
+        assert ask(client, stories[4]).json["prompt"] is None
+        clock.shift(timedelta(hours=2))
+        assert ask(client, stories[0]).json["prompt"] == "membership"
+
+
+def test_excluded_tags_get_no_appeal(client, stories):
+    for slug in stories[:2]:
+        ask(client, slug)
+    assert ask(client, "advertorial").json["prompt"] is None
+
+
+def test_bots_are_never_counted_nor_prompted(client, stories, broker):
+    for slug in stories[:4]:
+        answer = ask(client, slug, GOOGLEBOT)
+        assert answer.json["show"] is False and "Set-Cookie" not in answer.headers
+    assert broker.keys("prompt:*") == []
+
+
+def test_a_member_sees_nothing_and_reads_clean(client, session, stories):
+    sign_in_member(client, session, "active")
+    for slug in stories[:4]:
+        assert ask(client, slug).json["show"] is False
+    page = parse(client.get(f"/articles/{stories[0]}").data)
+    assert not page.find_all("aside", class_="ad-slot")
+    assert not page.find_all("div", class_="prompt-slot")
+
+
+def test_past_due_gets_the_card_notice_and_no_ads(client, session, stories):
+    sign_in_member(client, session, "past_due")
+    answer = ask(client, stories[0]).json
+    assert (answer["prompt"], answer["variant"]) == ("update_card", "card")
+    assert parse(answer["html"].encode()).find("a", href="/account") is not None
+    page = parse(client.get(f"/articles/{stories[0]}").data)
+    assert not page.find_all("aside", class_="ad-slot")
+    assert page.find("div", class_="prompt-slot") is not None
+
+
+def test_a_signed_in_subscriber_gets_no_sign_up(client, session, stories):
+    make_subscriber(session, "reader@example.com", "confirmed")
+    sign_in_member(client, session, "canceled", email="reader@example.com")
+    assert ask(client, stories[0]).json["prompt"] is None
+    page = parse(client.get(f"/articles/{stories[0]}").data)
+    assert not page.find_all("section", class_="newsletter-box")
+    assert page.find_all("aside", class_="ad-slot")
+
+
+def test_this_browser_is_a_subscriber_after_confirming(client, session, stories):
+    from tests.web.signups import make_confirmation_token
+    subscriber = make_subscriber(session, "new@example.com", "pending")
+    token = make_confirmation_token(session, subscriber)
+    session.commit()
+    form = {"csrf_token": csrf_token(client, f"/newsletter/confirm/{token}")}
+    assert client.post(f"/newsletter/confirm/{token}", data=form).status_code == 200
+    assert ask(client, stories[0]).json["prompt"] is None
+
+
+def test_opting_out_forgets_the_history_and_stops_counting(client, stories, broker):
+    for slug in stories[:2]:
+        ask(client, slug)
+    assert broker.keys("prompt:reads:*")
+    page = parse(client.get("/reading-history").data)
+    assert "Stories counted in the last 30 days: 2" in page.text()
+    response = client.post("/reading-history", data={"action": "stop", "csrf_token": csrf_token(client, "/reading-history")})
+    assert response.status_code == 303
+    assert broker.keys("prompt:reads:*") == [] and broker.keys("prompt:shown:*") == []
+    for slug in stories:
+        answer = ask(client, slug)
+        assert answer.json["prompt"] is None and "Set-Cookie" not in answer.headers
+    assert broker.keys("prompt:reads:*") == []
+
+
+def test_where_consent_is_required_only_consenting_readers_are_counted(app, client, stories, broker):
+    app.config["PROMPT_REQUIRE_CONSENT"] = True
+    for slug in stories[:3]:
+        assert ask(client, slug).json["show"] is False
+    assert broker.keys("prompt:reads:*") == []
+    client.set_cookie("reading_consent", "granted")
+    assert [ask(client, slug).json["prompt"] for slug in stories[:3]] == ["newsletter", None, "membership"]
+
+
+def test_events_must_be_the_readers_own(client, stories, broker):
+    ask(client, stories[0])
+    assert event(client, "seen", "daily", prompt="newsletter").status_code == 204
+    assert event(client, "click", "exp:nope").status_code == 422
+    assert event(client, "explode", "daily", prompt="newsletter").status_code == 422
+    bad = client.post("/api/v1/prompt/events", data="{", content_type="application/json")
+    assert bad.status_code == 400
+    counted = prompt_history.counts(broker, "daily")
+    assert (counted["seen"], counted["seen_readers"], counted["click"]) == (1, 1, 0)
+
+
+def test_unknown_article(client, stories):
+    assert client.get("/api/v1/prompt?article=nope").status_code == 404
+
+
+def test_the_kill_switch(app, client, stories, tmp_path):
+    path = tmp_path / "off.json"
+    path.write_text(json.dumps(RULES | {"version": "off", "enabled": False}))
+    app.config["PROMPT_RULES"] = str(path)
+    assert [ask(client, slug).json["show"] for slug in stories[:4]] == [False] * 4
+
+
+# ---------------------------------------------------------------- the article page
+
+def test_the_page_is_alike_for_every_anonymous_reader(client, stories):
+    response = client.get(f"/articles/{stories[0]}", headers={"User-Agent": BROWSER})
+    assert "rid=" not in response.headers.get("Set-Cookie", "")
+    slot = parse(response.data).find("div", class_="prompt-slot")
+    assert slot.attrs["data-prompt-src"] == f"/api/v1/prompt?article={stories[0]}"
+    assert slot.elements == []
+    scripts = [s.attrs.get("src", "") for s in parse(response.data).find_all("script")]
+    assert any(src.startswith("/assets/prompt.js?v=") for src in scripts)
+
+
+def test_page_delivery_decides_in_the_page(app, client, stories):
+    app.config["PROMPT_DELIVERY"] = "page"
+    pages = [client.get(f"/articles/{slug}", headers={"User-Agent": BROWSER}) for slug in stories[:3]]
+    assert "rid=" in pages[0].headers["Set-Cookie"]
+    assert pages[2].headers["Cache-Control"] == "private, no-cache"
+    slot = parse(pages[2].data).find("div", class_="prompt-slot")
+    assert "data-prompt-src" not in slot.attrs
+    assert slot.find("section", class_="membership-prompt").attrs["data-variant"] == "exp:a"
+
+
+def test_a_members_only_story_shows_non_members_its_lede_and_the_appeal(client, stories):
+    response = client.get("/articles/for-members")
+    assert b"The part for members." not in response.data
+    page = parse(response.data)
+    assert "The lede everyone reads." in page.find("div", class_="article__body").text()
+    gate = page.find("div", class_="article__members-only")
+    form = gate.find("section", class_="membership-prompt").find("form")
+    assert form.find("input", name="prompt").attrs["value"] == "gate"
+    ld = json.loads(page.find("script", type="application/ld+json").text())
+    assert ld["isAccessibleForFree"] is False
+    assert ld["hasPart"] == {"@type": "WebPageElement", "isAccessibleForFree": False,
+                             "cssSelector": ".article__members-only"}
+
+
+def test_a_member_reads_the_whole_members_only_story(client, session, stories):
+    sign_in_member(client, session, "active")
+    page = parse(client.get("/articles/for-members").data)
+    part = page.find("div", class_="article__members-only")
+    assert part.find_all("p")[0].text() == "The part for members."
+    assert not page.find_all("section", class_="membership-prompt")
