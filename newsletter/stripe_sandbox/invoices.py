@@ -14,10 +14,36 @@ INVOICE_LIST = {**LIST, "customer": STR, "subscription": STR,
 def new_invoice(store: Store, sub: dict, reason: str, amount: int) -> dict:
     """A draft invoice for the subscription's current period; the caller announces it."""
     item = sub["items"]["data"][0]
-    price = item["price"]
     customer = store.objects[sub["customer"]]
     invoice_id = store.new_id("in_")
-    line = {
+    invoice = {
+        "id": invoice_id, "object": "invoice", "account_country": "US",
+        "amount_due": amount, "amount_paid": 0, "amount_remaining": amount,
+        "attempt_count": 0, "attempted": False, "auto_advance": True,
+        "billing_reason": reason, "collection_method": "charge_automatically",
+        "created": store.now(), "currency": sub["currency"], "customer": customer["id"],
+        "customer_email": customer["email"], "customer_name": customer["name"],
+        "description": None, "hosted_invoice_url": None, "invoice_pdf": None,
+        "lines": {"object": "list", "data": [_line(store, sub, invoice_id, amount)],
+                  "has_more": False, "url": f"/v1/invoices/{invoice_id}/lines"},
+        "livemode": False, "metadata": {}, "next_payment_attempt": None, "number": None,
+        # Since API 2025-03-31 the subscription is named here, not in `invoice.subscription`.
+        "parent": {"type": "subscription_details", "quote_details": None,
+                   "subscription_details": {"metadata": dict(sub["metadata"]),
+                                            "subscription": sub["id"]}},
+        "period_end": item["current_period_start"], "period_start": item["current_period_start"],
+        "status": "draft",
+        "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
+                               "paid_at": None, "voided_at": None},
+        "subtotal": amount, "total": amount,
+    }
+    return store.add(invoice)
+
+
+def _line(store: Store, sub: dict, invoice_id: str, amount: int) -> dict:
+    item = sub["items"]["data"][0]
+    price = item["price"]
+    return {
         "id": store.new_id("il_"), "object": "line_item", "amount": amount,
         "currency": price["currency"], "description": _describe(store, item),
         "discountable": True, "discounts": [], "invoice": invoice_id, "livemode": False,
@@ -31,27 +57,6 @@ def new_invoice(store: Store, sub: dict, reason: str, amount: int) -> dict:
                     "price_details": {"price": price["id"], "product": price["product"]}},
         "quantity": item["quantity"],
     }
-    invoice = {
-        "id": invoice_id, "object": "invoice", "account_country": "US",
-        "amount_due": amount, "amount_paid": 0, "amount_remaining": amount,
-        "attempt_count": 0, "attempted": False, "auto_advance": True,
-        "billing_reason": reason, "collection_method": "charge_automatically",
-        "created": store.now(), "currency": price["currency"], "customer": customer["id"],
-        "customer_email": customer["email"], "customer_name": customer["name"],
-        "description": None, "hosted_invoice_url": None, "invoice_pdf": None,
-        "lines": {"object": "list", "data": [line], "has_more": False,
-                  "url": f"/v1/invoices/{invoice_id}/lines"},
-        "livemode": False, "metadata": {}, "next_payment_attempt": None, "number": None,
-        "parent": {"type": "subscription_details", "quote_details": None,
-                   "subscription_details": {"metadata": dict(sub["metadata"]),
-                                            "subscription": sub["id"]}},
-        "period_end": item["current_period_start"], "period_start": item["current_period_start"],
-        "status": "draft",
-        "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
-                               "paid_at": None, "voided_at": None},
-        "subtotal": amount, "total": amount,
-    }
-    return store.add(invoice)
 
 
 def _describe(store: Store, item: dict) -> str:

@@ -47,34 +47,9 @@ def create_subscription(store: Store, customer: dict, price: dict, quantity: int
     """A paid (or trialing) subscription with its first invoice, as Checkout leaves it."""
     now = store.now()
     trial_end = now + trial_days * DAY if trial_days else None
-    sub_id = sub_id or store.new_id("sub_")
-    item = {
-        "id": store.new_id("si_", 14), "object": "subscription_item", "created": now,
-        "current_period_start": now,
-        "current_period_end": trial_end or _next_period(now, price),
-        "discounts": [], "metadata": {}, "price": copy.deepcopy(price), "quantity": quantity,
-        "subscription": sub_id, "tax_rates": [],
-    }
-    sub = {
-        "id": sub_id, "object": "subscription", "application": None,
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
-        "billing_cycle_anchor": item["current_period_end"] if trial_end else now,
-        "billing_mode": {"flexible": None, "type": "classic"},
-        "cancel_at": None, "cancel_at_period_end": False, "canceled_at": None,
-        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
-        "collection_method": "charge_automatically", "created": now,
-        "currency": price["currency"], "customer": customer["id"], "days_until_due": None,
-        "default_payment_method": customer["invoice_settings"]["default_payment_method"],
-        "description": None, "discounts": [], "ended_at": None,
-        "items": {"object": "list", "data": [item], "has_more": False, "total_count": 1,
-                  "url": f"/v1/subscription_items?subscription={sub_id}"},
-        "latest_invoice": None, "livemode": False, "metadata": dict(metadata),
-        "pause_collection": None, "pending_update": None, "schedule": None,
-        "start_date": now, "status": "trialing" if trial_end else "active",
-        "test_clock": None, "trial_end": trial_end, "trial_start": now if trial_end else None,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
-    }
-    store.add(sub)
+    sub = store.add(_subscription(store, sub_id or store.new_id("sub_"), customer, metadata,
+                                  trial_end))
+    sub["items"]["data"].append(_item(store, sub, price, quantity, trial_end))
     amount = 0 if trial_end else price["unit_amount"] * quantity
     invoice = invoices.new_invoice(store, sub, "subscription_create", amount)
     sub["latest_invoice"] = invoice["id"]
@@ -83,6 +58,42 @@ def create_subscription(store: Store, customer: dict, price: dict, quantity: int
     invoices.finalize(store, invoice)
     invoices.attempt_payment(store, invoice)
     return sub
+
+
+def _subscription(store: Store, sub_id: str, customer: dict, metadata: dict,
+                  trial_end: int | None) -> dict:
+    now = store.now()
+    return {
+        "id": sub_id, "object": "subscription", "application": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": trial_end or now,
+        "billing_mode": {"flexible": None, "type": "classic"},
+        "cancel_at": None, "cancel_at_period_end": False, "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": "charge_automatically", "created": now, "currency": None,
+        "customer": customer["id"], "days_until_due": None,
+        "default_payment_method": customer["invoice_settings"]["default_payment_method"],
+        "description": None, "discounts": [], "ended_at": None,
+        "items": {"object": "list", "data": [], "has_more": False, "total_count": 1,
+                  "url": f"/v1/subscription_items?subscription={sub_id}"},
+        "latest_invoice": None, "livemode": False, "metadata": dict(metadata),
+        "pause_collection": None, "pending_update": None, "schedule": None,
+        "start_date": now, "status": "trialing" if trial_end else "active",
+        "test_clock": None, "trial_end": trial_end, "trial_start": now if trial_end else None,
+        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+    }
+
+
+def _item(store: Store, sub: dict, price: dict, quantity: int, trial_end: int | None) -> dict:
+    """The subscription's one item; since API 2025-03-31 the period dates live here."""
+    sub["currency"] = price["currency"]
+    now = store.now()
+    return {
+        "id": store.new_id("si_", 14), "object": "subscription_item", "created": now,
+        "current_period_start": now, "current_period_end": trial_end or _next_period(now, price),
+        "discounts": [], "metadata": {}, "price": copy.deepcopy(price), "quantity": quantity,
+        "subscription": sub["id"], "tax_rates": [],
+    }
 
 
 def _next_period(start: int, price: dict) -> int:

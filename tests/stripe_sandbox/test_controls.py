@@ -55,3 +55,17 @@ def test_pay_checkout_and_deliveries(sandbox, make_session):
 def test_set_webhook(sandbox, receiver):
     answer = control(sandbox, "webhook", url=receiver.url)
     assert answer.status_code == 200 and answer.json()["secret"] == sandbox.webhook_secret
+
+
+def test_dev_sandbox_makes_a_price_and_names_it():
+    import stripe
+
+    from newsletter.stripe_sandbox.dev import DevSandbox
+
+    with DevSandbox(webhook_url=None) as running:
+        env = running.env
+        api = stripe.StripeClient(env["NEWSLETTER_STRIPE_SECRET_KEY"],
+                                  base_addresses={"api": env["NEWSLETTER_STRIPE_API_BASE"]})
+        prices = api.v1.prices.list(params={"lookup_keys": ["membership_monthly"]}).data
+        assert [p["id"] for p in prices] == [env["NEWSLETTER_STRIPE_PRICE_ID"]]
+        assert env["NEWSLETTER_STRIPE_WEBHOOK_SECRET"].startswith("whsec_")

@@ -1,0 +1,28 @@
+"""`python -m newsletter.stripe_sandbox`: the sandbox on its own, until Ctrl-C."""
+from __future__ import annotations
+
+import argparse
+import threading
+
+from newsletter.stripe_sandbox.dev import DevSandbox
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m newsletter.stripe_sandbox",
+                                     description="A Stripe sandbox on loopback.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--webhook-url", help="where events go, e.g. http://127.0.0.1:5000/stripe/webhook")
+    args = parser.parse_args(argv)
+    with DevSandbox(args.webhook_url, args.host, args.port) as running:
+        print(f"Stripe sandbox at {running.url} (controls under {running.url}/_sandbox/)")
+        for name, value in running.env.items():
+            print(f"export {name}={value}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
