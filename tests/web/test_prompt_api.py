@@ -253,3 +253,27 @@ def test_a_member_reads_the_whole_members_only_story(client, session, stories):
     part = page.find("div", class_="article__members-only")
     assert part.find_all("p")[0].text() == "The part for members."
     assert not page.find_all("section", class_="membership-prompt")
+
+
+def test_front_matter_access_members_gates_the_ingested_story(runner, client, tmp_path):
+    seed = tmp_path / "gated.txt"
+    seed.write_text("---\nheadline: A members story\naccess: members\n---\n"
+                    "The lede of the story.\nWhat only members read.\n", encoding="utf-8")
+    result = runner.invoke(args=["ingest", str(seed)])
+    assert result.exit_code == 0, result.output
+    html = client.get(f"/articles/{result.output.strip()}").get_data(as_text=True)
+    assert "The lede of the story." in html and "What only members read." not in html
+
+
+def test_the_report_for_the_console_needs_an_operator(app, client, stories):
+    from tests.support.console import bearer
+
+    for slug in stories[:3]:
+        ask(client, slug)
+    assert client.get("/api/v1/prompts/report").status_code == 401
+    response = client.get("/api/v1/prompts/report", headers=bearer(app))
+    assert response.status_code == 200
+    rows = {row["variant"]: row for row in response.json["variants"]}
+    assert response.json["rules_version"] == "web-test"
+    assert rows["exp:a"]["readers"] == 1 and rows["exp:a"]["impressions"] == 1
+    assert rows["daily"]["impressions"] == 1
