@@ -24,6 +24,7 @@ from collections.abc import Callable
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
+from limits.storage import RedisStorage
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from newsletter.addresses import email_hash
@@ -74,9 +75,8 @@ def limiter(app: Flask | None = None) -> Limiter:
 def close(app: Flask) -> None:
     """Drop the limiters' Redis connections (tests, and processes that fork after using them)."""
     ext = limiter(app)
-    client = getattr(ext.storage, "storage", None) if ext.enabled else None  # limits' RedisStorage
-    if client is not None:
-        client.connection_pool.disconnect()
+    if ext.enabled and isinstance(ext.storage, RedisStorage):
+        ext.storage.get_connection().connection_pool.disconnect()
     if GATE in app.extensions:
         gate(app).close()
 

@@ -151,18 +151,19 @@ def redis_message(task_name: str, args: tuple) -> bytes:
     virtual channel's delivery tag and base64 body); tests/test_queue.py compares it
     with send_task's own, and tests/web/test_signup_queue.py has a real worker run it.
     """
-    task_id = str(uuid.uuid4())
+    task_id, argsrepr = str(uuid.uuid4()), repr(args)[:ARGSREPR_LENGTH]
     headers = {
         "lang": "py", "task": task_name, "id": task_id, "shadow": None, "eta": None,
         "expires": None, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None,
-        "argsrepr": repr(args)[:ARGSREPR_LENGTH], "kwargsrepr": "{}", "origin": _origin(),
+        "argsrepr": argsrepr, "kwargsrepr": "{}", "origin": _origin(),
         "ignore_result": True, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
     }
+    # kombu copies the publish options (argsrepr, kwargsrepr) into the properties too.
     properties = {
-        "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": DEFAULT_QUEUE}, "priority": 0,
-        "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+        "correlation_id": task_id, "reply_to": "", "argsrepr": argsrepr, "kwargsrepr": "{}",
+        "delivery_mode": 2, "delivery_info": {"exchange": "", "routing_key": DEFAULT_QUEUE},
+        "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
     }
     body = json.dumps([list(args), {}, NO_WORKFLOW]).encode()
     return json.dumps({"body": base64.b64encode(body).decode("ascii"), "content-encoding": "utf-8",

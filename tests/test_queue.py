@@ -89,3 +89,39 @@ def test_a_rolled_back_savepoint_drops_only_its_own_work(session, broker):
 
     assert published(broker) == [("feeds.fetch", [1])]
 
+
+
+# ---------------------------------------------------------------- the hand-built message
+
+ARGS = ("0" * 32, "Reader@example.com", {"ip": "198.51.100.7", "source": "api"}, "I agree.",
+        "2026-11-25T08:00:00+00:00")
+# What differs from one message to the next, or from one publishing process to another.
+PER_MESSAGE = {("headers", "id"), ("headers", "root_id"), ("headers", "origin"),
+               ("properties", "correlation_id"), ("properties", "delivery_tag"),
+               ("properties", "reply_to")}
+
+
+def without_per_message(envelope: dict) -> dict:
+    return {part: {k: v for k, v in value.items() if (part, k) not in PER_MESSAGE}
+            if isinstance(value, dict) else value
+            for part, value in envelope.items()}
+
+
+def test_redis_message_is_what_send_task_pushes(app, broker):
+    with app.app_context():
+        queue.publish("subscribers.signup", ARGS)
+    [sent] = [json.loads(raw) for raw in broker.lrange(BROKER_LIST, 0, -1)]
+
+    built = json.loads(queue.redis_message("subscribers.signup", ARGS))
+
+    assert without_per_message(built) == without_per_message(sent)
+    assert set(built["properties"]) == set(sent["properties"])
+    assert built["headers"]["origin"] == sent["headers"]["origin"]  # this process's name
+
+
+def test_each_redis_message_has_ids_of_its_own(app):
+    first, second = (json.loads(queue.redis_message("feeds.poll", ())) for _ in range(2))
+
+    assert first["headers"]["id"] == first["headers"]["root_id"] == first["properties"]["correlation_id"]
+    assert first["headers"]["id"] != second["headers"]["id"]
+    assert first["properties"]["delivery_tag"] != second["properties"]["delivery_tag"]

@@ -132,23 +132,23 @@ def test_a_new_address_becomes_a_pending_subscriber(session, app):
     assert record.version == wording_version(session, TEXT)
 
 
-def test_a_queued_signup_is_published_on_commit_with_everything_the_worker_needs(session, app):
-    request_id = subscribers.queue_signup(session, "reader@example.org", CTX, TEXT, now=NOW)
-    assert published(app) == []
-    session.commit()
-    assert published(app) == [("subscribers.signup", [
-        request_id, "reader@example.org",
+def test_the_signup_task_carries_everything_the_worker_needs(session):
+    name, args = subscribers.signup_task("reader@example.org", CTX, TEXT, now=NOW)
+    assert (name, args[1:]) == ("subscribers.signup", (
+        "reader@example.org",
         {"ip": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11) Firefox/140.0",
          "page": "http://newsletter.test/articles/harbour", "article": "harbour", "source": "form"},
-        TEXT, "2026-11-25T08:00:00+00:00"])]
-    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+        TEXT, "2026-11-25T08:00:00+00:00"))
+    assert re.fullmatch(r"[0-9a-f]{32}", args[0])
     assert count(session, Subscriber) == 0  # recorded by the worker
 
 
+def test_each_signup_task_has_a_request_id_of_its_own():
+    ids = {subscribers.signup_task("reader@example.org", CTX, TEXT)[1][0] for _ in range(3)}
+    assert len(ids) == 3
+
+
 def test_a_rolled_back_signup_leaves_nothing(session, app):
-    subscribers.queue_signup(session, "reader@example.org", CTX, TEXT)
-    session.rollback()
-    session.commit()
     signup(session, "other@example.org", CTX, TEXT)
     session.rollback()
     assert count(session, Subscriber) == 0 and count(session, ConsentRecord) == 0

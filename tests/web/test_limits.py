@@ -10,7 +10,7 @@ from newsletter import create_app, db, limits
 from newsletter.models import ConsentRecord
 from newsletter.redis_url import client as redis_client
 from tests.web.markup import parse
-from tests.web.signups import count, csrf_token, post_json, post_signup, run_queued  # noqa: F401
+from tests.web.signups import count, csrf_token, post_json, post_signup, published, run_queued  # noqa: F401
 
 LOOSE = "1000 per minute"
 
@@ -91,6 +91,31 @@ def test_invalid_requests_count_against_the_ip(make_app):
     assert statuses == [422, 422, 429]
 
 
+def test_answers_that_queue_nothing_count_too(make_app, broker):
+    client = make_app(SIGNUP_LIMIT_PER_IP="3 per minute", SIGNUP_LIMIT_PER_ADDRESS=LOOSE).test_client()
+    token = csrf_token(client)
+
+    statuses = [client.post("/api/v1/signups", data="x", content_type="text/plain").status_code,
+                post_signup(client, "bot@example.com", token=token, website="spam").status_code,
+                post_signup(client, "no good", token=token).status_code,
+                sign_up_json(client, "reader@example.com", ip="127.0.0.1").status_code]
+
+    assert statuses == [415, 303, 422, 429]
+    assert published(broker) == []
+
+
+def test_a_refused_signup_queues_nothing(make_app, broker):
+    client = make_app(SIGNUP_LIMIT_PER_IP=LOOSE, SIGNUP_LIMIT_PER_ADDRESS="1 per hour").test_client()
+    token = csrf_token(client)
+
+    statuses = [sign_up_json(client, "reader@example.com").status_code,
+                sign_up_json(client, "reader@example.com").status_code,
+                post_signup(client, "reader@example.com", token=token).status_code]
+
+    assert statuses == [202, 429, 429]
+    assert [args[1] for _, args in published(broker)] == ["reader@example.com"]
+
+
 def test_each_ip_has_its_own_count(make_app):
     client = make_app(SIGNUP_LIMIT_PER_IP="1 per minute", SIGNUP_LIMIT_PER_ADDRESS=LOOSE).test_client()
 
@@ -132,11 +157,12 @@ def test_invalid_addresses_skip_the_per_address_limit(make_app):
     assert [sign_up_json(client, "no good").status_code for _ in range(3)] == [422] * 3
 
 
-def test_limits_can_be_switched_off(make_app, session):
+def test_limits_can_be_switched_off(make_app, broker):
     client = make_app(RATELIMIT_ENABLED=False, SIGNUP_LIMIT_PER_IP="1 per hour",
                       SIGNUP_LIMIT_PER_ADDRESS="1 per hour").test_client()
 
     assert [sign_up_json(client, "reader@example.com").status_code for _ in range(4)] == [202] * 4
+    assert len(published(broker)) == 4
 
 
 # ---------------------------------------------------------------- storage
@@ -164,7 +190,18 @@ def test_storage_uri(config, uri):
     assert limits.storage_uri(config) == uri
 
 
-def test_redis_down_does_not_break_sign_ups(make_app, session):
+def test_counters_kept_elsewhere_still_limit_and_queue(make_app, broker):
+    client = make_app(RATELIMIT_STORAGE_URI="memory://", SIGNUP_LIMIT_PER_IP="1 per minute",
+                      SIGNUP_LIMIT_PER_ADDRESS=LOOSE).test_client()
+
+    statuses = [sign_up_json(client, f"r{i}@example.com").status_code for i in range(2)]
+
+    assert statuses == [202, 429]
+    assert [args[1] for _, args in published(broker)] == ["r0@example.com"]
+    assert broker.keys("LIMITS:*") == []
+
+
+def test_redis_down_does_not_break_sign_ups(make_app, broker):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -175,6 +212,7 @@ def test_redis_down_does_not_break_sign_ups(make_app, session):
 
     # Counted in memory meanwhile: sign-ups go on, and the limits still hold.
     assert statuses == [202, 202, 429]
+    assert [args[1] for _, args in published(broker)] == ["r0@example.com", "r1@example.com"]
 
 
 # ---------------------------------------------------------------- ProxyFix

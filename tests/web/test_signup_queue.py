@@ -1,14 +1,17 @@
 """A sign-up request only queues the sign-up: no database work at all, whatever the
-address's state; 503 with Retry-After, and nothing queued, while the broker is down."""
+address's state; 503 with Retry-After, and nothing queued, while the broker is down. The
+message is built by hand (queue.redis_message): a real worker runs it."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from newsletter import create_app, db, limits
+from newsletter.models import ConsentRecord, Subscriber
 from newsletter.redis_url import client as redis_client
 from newsletter.web.forms import SIGNUP_NOT_TAKEN
 from tests.support.processes import OwnRedis
@@ -52,6 +55,30 @@ def test_a_signup_request_does_no_database_work(app, client, session, broker, st
     assert (api.status_code, form.status_code) == (202, 303)
     assert seen == []
     assert [name for name, _ in published(broker)] == ["subscribers.signup"] * 2
+
+
+@pytest.mark.slow
+def test_a_real_worker_runs_the_queued_signups_of_both_routes(client, session, worker, smtp_server):
+    proc = worker(concurrency=1)
+    token = csrf_token(client)
+
+    api = post_json(client, {"email": "api@example.com", "consent": True, "article": "harbour"},
+                    headers={"User-Agent": "Partner/2"})
+    form = post_signup(client, "Form@Example.com", token=token, page="http://newsletter.test/x",
+                       headers={"User-Agent": "Browser/1"})
+
+    assert (api.status_code, form.status_code) == (202, 303)
+    for email in ("api@example.com", "Form@example.com"):
+        [mail] = smtp_server.wait_for(email, timeout=60)
+        assert mail["Subject"] == "Confirm your subscription to The Daily Edition", proc.log()[-3000:]
+    session.expire_all()
+    recorded = session.execute(select(Subscriber.email, ConsentRecord.source, ConsentRecord.article,
+                                      ConsentRecord.page, ConsentRecord.user_agent, ConsentRecord.request_id)
+                               .join(ConsentRecord).order_by(Subscriber.email)).all()
+    assert [row[:5] for row in recorded] == [
+        ("Form@example.com", "form", "", "http://newsletter.test/x", "Browser/1"),
+        ("api@example.com", "api", "harbour", "", "Partner/2")]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", row.request_id) for row in recorded)
 
 
 # ---------------------------------------------------------------- the broker down

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -47,9 +48,8 @@ def sign_up(app, email=READER, state=None) -> int:
 
 def queued_signup(app, email=READER) -> list:
     """The arguments of the "subscribers.signup" message a sign-up request publishes."""
-    with app.app_context():
-        return [subscribers.queue_signup(db.session(), email, CTX, TEXT), email, CTX.as_json(), TEXT,
-                "2026-11-25T08:00:00+00:00"]
+    _name, args = subscribers.signup_task(email, CTX, TEXT, now=datetime(2026, 11, 25, 8, tzinfo=timezone.utc))
+    return list(args)
 
 
 def tokens(app) -> int:
@@ -239,10 +239,8 @@ def test_signup_confirm_welcome_through_a_real_worker(app, worker, smtp_server):
     proc = worker(concurrency=1)
     sign_up(app, "bounced@example.org", state="suppressed")
     with app.app_context():
-        session = db.session()
-        for email in ("bounced@example.org", READER):  # as the web does: queued, recorded by the worker
-            subscribers.queue_signup(session, email, CTX, TEXT)
-        session.commit()
+        for email in ("bounced@example.org", READER):  # queued, recorded by the worker
+            queue.publish(*subscribers.signup_task(email, CTX, TEXT))
         queue.celery_app(app).close()
 
     [confirmation] = smtp_server.wait_for(READER, timeout=60)
