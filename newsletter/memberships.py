@@ -151,8 +151,8 @@ def sync_subscription(session: Session, billing: Billing, subscription_id: str, 
         row = Membership(reader_id=reader.id, stripe_subscription_id=subscription_id, status=sub["status"])
         session.add(row)
     _write_state(row, sub, now)
+    session.flush()  # a new row gets its id, which the mail task takes
     _queue_notice(session, row)
-    session.flush()
     return row
 
 

@@ -199,3 +199,22 @@ def worker(app_config, tmp_path):
 
 
 SEED_DIR = Path(__file__).resolve().parent.parent / "seeds"
+
+
+# ---------------------------------------------------------------- Stripe
+
+@pytest.fixture
+def stripe_sandbox():
+    """Our Stripe sandbox on loopback (newsletter.stripe_sandbox), with quick webhook retries."""
+    from newsletter.stripe_sandbox import Sandbox
+
+    sandbox = Sandbox("sk_test_sandbox", "whsec_test_sandbox", None, retry_delays=(0.2, 0.5, 1, 2))
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+def stripe_settings(sandbox) -> dict:
+    """The app configuration that points at `sandbox`."""
+    return {"STRIPE_SECRET_KEY": sandbox.secret_key, "STRIPE_API_BASE": sandbox.url,
+            "STRIPE_WEBHOOK_SECRET": sandbox.webhook_secret}

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "SMTP_URL", "SECRET_KEY", "BASE_URL", "INSTANCE_PATH",
-            "MAIL_FROM")
+            "MAIL_FROM", "STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET")
 
 
 def app_env(app_config: dict) -> dict:

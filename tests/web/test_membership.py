@@ -1,0 +1,190 @@
+"""The membership over real HTTP: our app on a live server, the Stripe sandbox, webhooks.
+
+A reader's browser is a requests.Session; webhooks travel from the sandbox to the live
+server; the tasks they queue run as a worker would (`run_queued`), or in a real worker.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from newsletter import db, memberships
+from newsletter.models import Membership, Reader, StripeEvent, utcnow
+from tests.conftest import stripe_settings
+from tests.support.liveserver import LiveServer
+from tests.support.membership import DECLINED_CARD, pay, start_checkout, submit
+from tests.web.signups import run_queued  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def live_server():
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_config(app_config, live_server, stripe_sandbox):
+    return app_config | {"BASE_URL": live_server.url} | stripe_settings(stripe_sandbox)
+
+
+@pytest.fixture
+def site(app, runner, live_server, stripe_sandbox):
+    """The app served over HTTP, its plan made at the sandbox, webhooks pointed at it."""
+    result = runner.invoke(args=["stripe", "sync"])
+    assert result.exit_code == 0, result.output
+    live_server.start(app)
+    stripe_sandbox.set_webhook(f"{live_server.url}/stripe/webhook")
+    yield live_server
+    live_server.stop()
+
+
+@pytest.fixture
+def browser():
+    with requests.Session() as session:
+        yield session
+
+
+def settle(sandbox, run_queued) -> list[str]:
+    """Let every webhook arrive, then run what they queued."""
+    sandbox.wait_for_deliveries()
+    return run_queued()
+
+
+def subscription_id(app) -> str:
+    with app.app_context():
+        return db.session().scalars(select(Membership.stripe_subscription_id)).one()
+
+
+def state_of(app, email: str) -> str:
+    with app.app_context():
+        session = db.session()
+        reader = session.scalars(select(Reader).where(Reader.email == email)).one()
+        return memberships.reader_state(session, reader.id, utcnow(), 7)
+
+
+def test_checkout_hosted_page_webhook_member(app, site, stripe_sandbox, browser, run_queued, smtp_server):
+    checkout = start_checkout(browser, site.url, article="a-story", prompt="membership", variant="warm")
+    assert checkout.url.startswith(stripe_sandbox.url) and "Pay" in checkout.text
+    welcome = pay(browser, checkout, "new.member@example.com")
+    assert welcome.status_code == 200 and "Welcome to the Community" in welcome.text
+    assert browser.cookies.get("member")  # checkout success signed the buyer in
+    names = settle(stripe_sandbox, run_queued)
+    assert "memberships.sync" in names and "memberships.mail" in names
+    assert state_of(app, "new.member@example.com") == "member"
+    with app.app_context():
+        row = db.session().scalars(select(Membership)).one()
+        assert (row.prompt, row.prompt_variant, row.source_article) == ("membership", "warm", "a-story")
+        assert db.session().scalars(select(StripeEvent).where(StripeEvent.processed_at.is_(None))).all() == []
+    [mail] = smtp_server.wait_for("new.member@example.com")
+    assert mail["Subject"] == "Welcome to the Community: thank you for supporting The Daily Edition"
+    account = browser.get(f"{site.url}/account")
+    assert "Active" in account.text and "Manage membership and billing" in account.text
+
+
+def test_the_success_page_never_trusts_the_redirect(app, site, stripe_sandbox, browser):
+    checkout = start_checkout(browser, site.url)
+    session_id = checkout.url.rsplit("/", 1)[1]
+    early = browser.get(f"{site.url}/membership/success", params={"session_id": session_id})
+    assert early.status_code == 200 and "Confirming your payment" in early.text
+    assert 'http-equiv="refresh"' in early.text and browser.cookies.get("member") is None
+    forged = browser.get(f"{site.url}/membership/success", params={"session_id": "cs_test_forged"})
+    assert forged.status_code == 404
+    with app.app_context():
+        assert db.session().scalars(select(Membership)).all() == []
+
+
+def test_only_the_paying_browser_is_signed_in(app, site, stripe_sandbox, browser):
+    checkout = start_checkout(browser, site.url)
+    welcome = pay(browser, checkout, "payer@example.com")
+    assert browser.cookies.get("member")
+    with requests.Session() as stranger:
+        seen = stranger.get(welcome.url)
+        assert seen.status_code == 200 and "sign in" in seen.text and stranger.cookies.get("member") is None
+
+
+def test_a_declined_card_makes_no_member(app, site, stripe_sandbox, browser, run_queued):
+    checkout = start_checkout(browser, site.url)
+    again = pay(browser, checkout, "declined@example.com", DECLINED_CARD)
+    assert again.url.startswith(stripe_sandbox.url) and "declined" in again.text
+    settle(stripe_sandbox, run_queued)
+    with app.app_context():
+        assert db.session().scalars(select(Membership)).all() == []
+
+
+def test_a_member_pressing_join_again_goes_to_the_account(app, site, stripe_sandbox, browser, run_queued):
+    pay(browser, start_checkout(browser, site.url), "twice@example.com")
+    settle(stripe_sandbox, run_queued)
+    again = submit(browser, browser.get(f"{site.url}/membership"))
+    assert again.status_code == 303 and again.headers["Location"].endswith("/account")
+
+
+def test_failed_renewal_past_due_grace_then_ended(app, site, stripe_sandbox, browser, run_queued, smtp_server):
+    pay(browser, start_checkout(browser, site.url), "late@example.com")
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "late@example.com") == "member"
+    stripe_sandbox.fail_next_renewals(subscription_id(app))
+
+    stripe_sandbox.advance_clock(days=31)  # the renewal fails
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "late@example.com") == "past_due"
+    failed = smtp_server.wait_for("late@example.com", 2)[-1]
+    assert "did not go through" in failed["Subject"]
+    assert "/membership/billing/" in failed.get_body(("plain",)).get_content()
+    account = browser.get(f"{site.url}/account")
+    assert "Please update your card" in account.text and "Update your card" in account.text
+
+    stripe_sandbox.advance_clock(days=30)  # Stripe's retries fail too: the subscription ends
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "late@example.com") == "none"
+    assert "has ended" in smtp_server.wait_for("late@example.com", 3)[-1]["Subject"]
+
+
+def test_a_renewal_that_succeeds_keeps_the_member(app, site, stripe_sandbox, browser, run_queued, smtp_server):
+    pay(browser, start_checkout(browser, site.url), "steady@example.com")
+    settle(stripe_sandbox, run_queued)
+    stripe_sandbox.advance_clock(days=31)
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "steady@example.com") == "member"
+    with app.app_context():
+        row = db.session().scalars(select(Membership)).one()
+        assert row.current_period_end > utcnow()
+    assert len(smtp_server.to("steady@example.com")) == 1  # the welcome only
+
+
+def test_portal_cancel_is_pending_then_ends(app, site, stripe_sandbox, browser, run_queued, smtp_server):
+    pay(browser, start_checkout(browser, site.url), "leaving@example.com")
+    settle(stripe_sandbox, run_queued)
+    account = browser.get(f"{site.url}/account")
+    portal = submit(browser, account, button="Manage membership and billing")
+    assert portal.status_code == 303 and portal.headers["Location"].startswith(stripe_sandbox.url)
+    portal_page = browser.get(portal.headers["Location"])
+    cancelled = submit(browser, portal_page, button="Cancel membership")
+    assert cancelled.status_code in (200, 303)
+    settle(stripe_sandbox, run_queued)
+    account = browser.get(f"{site.url}/account")
+    assert "cancelled and ends on" in account.text and state_of(app, "leaving@example.com") == "member"
+    stripe_sandbox.advance_clock(days=31)
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "leaving@example.com") == "none"
+    assert "has ended" in smtp_server.wait_for("leaving@example.com", 2)[-1]["Subject"]
+
+
+@pytest.mark.slow
+def test_a_real_worker_keeps_the_membership_true(app, site, stripe_sandbox, browser, worker):
+    worker()
+    pay(browser, start_checkout(browser, site.url), "worker@example.com")
+    stripe_sandbox.wait_for_deliveries()
+    deadline = time.monotonic() + 60
+    while unprocessed(app) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert unprocessed(app) == []
+    assert state_of(app, "worker@example.com") == "member"
+
+
+def unprocessed(app) -> list[str]:
+    with app.app_context():
+        return db.session().scalars(select(StripeEvent.type).where(StripeEvent.processed_at.is_(None))).all()
