@@ -1,0 +1,123 @@
+"""The membership prompt's whole loop in headless Chromium: three stories read, the appeal,
+"Not now", gone for the snooze; a member sees nothing. Real parts: the app on a live server,
+the test's database and Redis, prompt.js under the page's CSP. Screenshots go to
+test-artifacts/browser/.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from newsletter import db, memberships, prompt_history
+from newsletter.models import Membership
+from newsletter.web import member_session
+from tests.factories import make_article, paragraph
+from tests.support.browser import snap
+
+pytestmark = pytest.mark.slow
+
+# Headless Chromium says "HeadlessChrome", which crawlerdetect rightly calls a bot.
+DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+RULES = {"version": "browser", "prompts": [
+    {"id": "appeal", "kind": "membership", "min_reads": 3, "read_window_days": 30, "snooze_days": 7,
+     "frequency_cap": {"impressions": 4, "window_days": 30},
+     "experiment": {"name": "browser", "control_share": 0,
+                    "variants": [{"id": "browser:a", "copy": {
+                        "title": "You have read {articles_read} stories",
+                        "body": ["Keep them coming: join for {price}."], "button": "Join for {price}"}}]}}]}
+
+
+@pytest.fixture
+def app_config(app_config, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(RULES))
+    return app_config | {"PROMPT_RULES": str(path)}
+
+
+@pytest.fixture
+def stories(app):
+    with app.app_context():
+        session = db.session()
+        slugs = [make_article(session, slug=f"story-{n}", headline=f"Story {n}",
+                              body=[paragraph(f"Paragraph {p} of story {n}.") for p in range(1, 5)]).slug
+                 for n in range(1, 5)]
+        session.commit()
+    return slugs
+
+
+@pytest.fixture
+def reader(browser_page):
+    browser_page.set_extra_http_headers({"User-Agent": DESKTOP})
+    return browser_page
+
+
+def read(page, url: str):
+    """Open a story and wait until prompt.js has filled (or left empty) the slot."""
+    page.goto(url)
+    page.locator("[data-prompt-slot][data-prompt-ready]").wait_for(state="attached")
+    return page.locator("[data-prompt-slot] .membership-prompt")
+
+
+def wait_for_count(broker, event: str, expected: int, page) -> None:
+    """Until the event has reached the server (prompt.js sends it without waiting for the page)."""
+    for _ in range(100):
+        if prompt_history.counts(broker, "browser:a")[event] >= expected:
+            return
+        page.wait_for_timeout(100)
+    pytest.fail(f"no {event} event arrived")
+
+
+def test_three_stories_then_the_appeal_then_not_now(live_app, reader, stories, broker):
+    from playwright.sync_api import expect
+
+    for n, slug in enumerate(stories[:2], 1):
+        expect(read(reader, f"{live_app.url}/articles/{slug}")).to_have_count(0)
+        snap(reader, f"{n}-story-{n}-no-appeal")
+
+    appeal = read(reader, f"{live_app.url}/articles/{stories[2]}")
+    expect(appeal).to_be_visible()
+    expect(appeal.locator("h2")).to_have_text("You have read 3 stories")
+    expect(appeal.get_by_role("button", name="Join for $6 a month")).to_be_visible()
+    assert appeal.locator("input[name=variant]").get_attribute("value") == "browser:a"
+    appeal.scroll_into_view_if_needed()
+    snap(reader, "3-story-3-appeal")
+    wait_for_count(broker, "seen", 1, reader)
+
+    appeal.get_by_role("button", name="Not now").click()
+    expect(appeal).to_have_count(0)
+    snap(reader, "4-dismissed")
+    wait_for_count(broker, "dismiss", 1, reader)
+
+    expect(read(reader, f"{live_app.url}/articles/{stories[3]}")).to_have_count(0)
+    expect(read(reader, f"{live_app.url}/articles/{stories[0]}")).to_have_count(0)
+    snap(reader, "5-snoozed")
+
+
+def test_a_member_sees_no_appeal_and_no_ads(app, live_app, reader, stories):
+    from playwright.sync_api import expect
+
+    with app.app_context():
+        session = db.session()
+        member = memberships.new_reader(session, "member@example.com")
+        session.add(Membership(reader_id=member.id, stripe_subscription_id=f"sub_{secrets.token_hex(6)}",
+                               status="active"))
+        session.commit()
+    cookie = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=member_session.SALT).dumps(member.id)
+    reader.context.add_cookies([{"name": member_session.COOKIE, "value": cookie, "url": live_app.url}])
+
+    for slug in stories:
+        reader.goto(f"{live_app.url}/articles/{slug}")
+        expect(reader.locator("h1")).to_have_text(slug.replace("story-", "Story "))
+        expect(reader.locator(".membership-prompt, .prompt-slot, .ad-slot")).to_have_count(0)
+    snap(reader, "member-reads-clean")
+
+
+def test_headless_chromium_as_it_is_gets_nothing(live_app, browser_page, stories, broker):
+    from playwright.sync_api import expect
+
+    for slug in stories[:3]:
+        expect(read(browser_page, f"{live_app.url}/articles/{slug}")).to_have_count(0)
+    assert broker.keys("prompt:reads:*") == []
