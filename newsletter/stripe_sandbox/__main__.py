@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from newsletter.stripe_sandbox.dev import DevSandbox
+from newsletter.stripe_sandbox.dev import DevSandbox, MembershipPrice
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,8 +13,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--webhook-url", help="where events go, e.g. http://127.0.0.1:5000/stripe/webhook")
+    parser.add_argument("--with-price", action="store_true",
+                        help="make a monthly membership price (5.00 EUR, lookup key community_monthly)")
     args = parser.parse_args(argv)
-    with DevSandbox(args.webhook_url, args.host, args.port) as running:
+    price = MembershipPrice() if args.with_price else None
+    with DevSandbox(args.webhook_url, args.host, args.port, price) as running:
         print(f"Stripe sandbox at {running.url} (controls under {running.url}/_sandbox/)")
         for name, value in running.env.items():
             print(f"export {name}={value}", flush=True)

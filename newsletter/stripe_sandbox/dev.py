@@ -3,8 +3,9 @@
     with DevSandbox(webhook_url=f"{site}/stripe/webhook") as stripe_sandbox:
         env.update(stripe_sandbox.env)     # NEWSLETTER_STRIPE_* for the children
 
-It starts the sandbox on loopback, makes the membership product and its monthly price
-(lookup key `membership_monthly`), and names them in the environment the app reads.
+It starts the sandbox on loopback and names it in the environment the app reads. The
+catalogue is the app's to make (`Billing`'s plan sync); given a MembershipPrice, it makes
+that product and price first and names the price too (NEWSLETTER_STRIPE_PRICE_ID).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class MembershipPrice:
     unit_amount: int = 500
     currency: str = "eur"
     interval: str = "month"
-    lookup_key: str = "membership_monthly"
+    lookup_key: str = "community_monthly"
 
 
 def make_price(sandbox: Sandbox, wanted: MembershipPrice) -> str:
@@ -35,17 +36,18 @@ def make_price(sandbox: Sandbox, wanted: MembershipPrice) -> str:
 
 
 class DevSandbox:
-    """A started sandbox with a membership price, for as long as the `with` lasts."""
+    """A started sandbox (and a price, if asked for) for as long as the `with` lasts."""
 
     def __init__(self, webhook_url: str | None, host: str = "127.0.0.1", port: int = 0,
-                 price: MembershipPrice = MembershipPrice()) -> None:
+                 price: MembershipPrice | None = None) -> None:
         self.sandbox = Sandbox(webhook_url=webhook_url)
         self.host, self.port, self.wanted = host, port, price
         self.price_id: str | None = None
 
     def __enter__(self) -> DevSandbox:
         self.sandbox.start(self.host, self.port)
-        self.price_id = make_price(self.sandbox, self.wanted)
+        if self.wanted is not None:
+            self.price_id = make_price(self.sandbox, self.wanted)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -58,9 +60,11 @@ class DevSandbox:
     @property
     def env(self) -> dict[str, str]:
         """What points the app's processes at this sandbox."""
-        return {
+        env = {
             "NEWSLETTER_STRIPE_SECRET_KEY": self.sandbox.secret_key,
             "NEWSLETTER_STRIPE_WEBHOOK_SECRET": self.sandbox.webhook_secret,
             "NEWSLETTER_STRIPE_API_BASE": self.sandbox.url,
-            "NEWSLETTER_STRIPE_PRICE_ID": self.price_id,
         }
+        if self.price_id is not None:
+            env["NEWSLETTER_STRIPE_PRICE_ID"] = self.price_id
+        return env

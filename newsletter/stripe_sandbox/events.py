@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from typing import Callable, NamedTuple
 
-from newsletter.stripe_sandbox.errors import missing_parameter, no_such
+from newsletter.stripe_sandbox.errors import StripeError, missing_parameter, no_such
 from newsletter.stripe_sandbox.params import LIST, METADATA, STR
 
 ENDPOINT_CREATE = {"url": STR, "enabled_events": [STR], "description": STR,
@@ -75,6 +75,8 @@ class Webhooks:
     def add_endpoint(self, params: dict, created: int, secret: str | None = None) -> dict:
         if not params.get("url"):
             raise missing_parameter("url")
+        if not params["url"].startswith(("http://", "https://")):
+            raise StripeError(f"Invalid URL: {params['url']}", param="url", code="url_invalid")
         endpoint = {
             "id": "we_" + secrets.token_hex(12), "object": "webhook_endpoint",
             "api_version": params.get("api_version"), "application": None, "created": created,
@@ -209,5 +211,5 @@ def post(url: str, payload: bytes, signature: str, timeout: float) -> int | None
     except urllib.error.HTTPError as error:
         error.close()
         return error.code
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, ValueError):   # ValueError: no usable URL
         return None

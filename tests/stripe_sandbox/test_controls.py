@@ -60,12 +60,14 @@ def test_set_webhook(sandbox, receiver):
 def test_dev_sandbox_makes_a_price_and_names_it():
     import stripe
 
-    from newsletter.stripe_sandbox.dev import DevSandbox
+    from newsletter.stripe_sandbox.dev import DevSandbox, MembershipPrice
 
-    with DevSandbox(webhook_url=None) as running:
+    with DevSandbox(webhook_url=None) as bare:
+        assert "NEWSLETTER_STRIPE_PRICE_ID" not in bare.env
+    with DevSandbox(webhook_url=None, price=MembershipPrice()) as running:
         env = running.env
         api = stripe.StripeClient(env["NEWSLETTER_STRIPE_SECRET_KEY"],
                                   base_addresses={"api": env["NEWSLETTER_STRIPE_API_BASE"]})
-        prices = api.v1.prices.list(params={"lookup_keys": ["membership_monthly"]}).data
+        prices = api.v1.prices.list(params={"lookup_keys": ["community_monthly"]}).data
         assert [p["id"] for p in prices] == [env["NEWSLETTER_STRIPE_PRICE_ID"]]
         assert env["NEWSLETTER_STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
