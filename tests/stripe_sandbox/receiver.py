@@ -8,8 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class WebhookReceiver:
     """`statuses` are answered in turn (then 200); `received` holds (headers, body) pairs."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, on_event=None) -> None:
         self.statuses = list(statuses or [])
+        self.on_event = on_event        # called with each body before answering
         self.received: list[tuple[dict, bytes]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -23,6 +24,8 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.on_event is not None:
+                    receiver.on_event(body)
                 with receiver.lock:
                     receiver.received.append((dict(self.headers), body))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200

@@ -132,3 +132,27 @@ def test_wait_for_deliveries_times_out(make_sandbox, receiver):
                         ).v1.products.create(params={"name": "Membership"})
     with pytest.raises(TimeoutError):
         sandbox.wait_for_deliveries(timeout=0.3)
+
+
+def test_a_handler_may_call_the_api_back(receiver, make_sandbox):
+    """As our webhook view does: re-fetch the subscription while the delivery waits."""
+    fetched = []
+    sandbox = make_sandbox()
+    api = stripe.StripeClient(sandbox.secret_key, base_addresses={"api": sandbox.url})
+
+    def refetch(body):
+        event = json.loads(body)
+        if event["type"] == "checkout.session.completed":
+            sub = api.v1.subscriptions.retrieve(event["data"]["object"]["subscription"])
+            fetched.append(sub["status"])
+
+    receiver.on_event = refetch
+    price = api.v1.prices.create(params={
+        "product": api.v1.products.create(params={"name": "M"})["id"], "unit_amount": 100,
+        "currency": "eur", "recurring": {"interval": "month"}})
+    session = api.v1.checkout.sessions.create(params={
+        "mode": "subscription", "customer_email": "a@example.com",
+        "line_items": [{"price": price["id"]}]})
+    sandbox.pay_checkout(session["id"])
+    sandbox.wait_for_deliveries()
+    assert fetched == ["active"]
