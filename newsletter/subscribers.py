@@ -196,6 +196,14 @@ def signup_mail(session: Session, subscriber_id: int, settings: emails.MailSetti
     return emails.compose("confirm", context, settings, subscriber.email)
 
 
+def withdraw_unsent_token(session: Session, subscriber_id: int, made_at: datetime) -> None:
+    """Delete the confirmation token `signup_mail` made at `made_at` when its mail did not
+    leave: a retry makes a fresh one, and the hourly cap counts only mails sent."""
+    session.execute(delete(ConfirmationToken).where(
+        ConfirmationToken.subscriber_id == subscriber_id, ConfirmationToken.created_at == made_at,
+        ConfirmationToken.used_at.is_(None)))
+
+
 def welcome_mail(session: Session, subscriber_id: int,
                  settings: emails.MailSettings) -> EmailMessage | None:
     """The welcome mail of a confirmed subscriber, or None (gone, left again, suppressed)."""

@@ -8,11 +8,12 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
-from newsletter import db, feeds, mail, subscribers
+from newsletter import db, feeds, mail, subscribers, suppression
 from newsletter.addresses import email_hash, normalise
 from newsletter.consent import ConsentContext
 from newsletter.emails import MailSettings
 from newsletter.mail import PermanentSendError, TransientSendError
+from newsletter.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,17 @@ def send_signup_mail(subscriber_id: int) -> None:
 
 def _signup_mail(session, subscriber_id: int) -> None:
     settings = MailSettings.from_config(current_app.config)
-    _deliver(session, subscribers.signup_mail(session, subscriber_id, settings), subscriber_id)
+    made_at = utcnow()
+    message = subscribers.signup_mail(session, subscriber_id, settings, now=made_at)
+    # The new confirmation token commits before its mail leaves: a reader may click the
+    # link within milliseconds of its delivery, and must find the token there.
+    session.commit()
+    try:
+        _deliver(session, message, subscriber_id)
+    except (TransientSendError, MailRefused):
+        subscribers.withdraw_unsent_token(session, subscriber_id, made_at)
+        session.commit()
+        raise
 
 
 @shared_task(name="subscribers.welcome_mail", **MAIL_RETRIES)
@@ -87,15 +98,29 @@ def send_welcome_mail(subscriber_id: int) -> None:
 
 
 def _deliver(session, message, subscriber_id: int) -> None:
-    # Send, then commit: a failed send rolls back the new confirmation token, so a retry
-    # makes a fresh one and the hourly cap counts only mails that left.
-    if message is not None:
-        try:
-            with mail.sender(current_app) as outbox:
-                outbox.send(message)
-        except PermanentSendError as e:
-            session.rollback()
-            raise _refused(message, subscriber_id, e) from None
+    """Send `message` (None: nothing to send). A transient failure is raised for a retry;
+    an address refused for good is recorded as a hard bounce (so it is suppressed), then
+    MailRefused raised."""
+    if message is None:
+        return
+    try:
+        with mail.sender(current_app) as outbox:
+            outbox.send(message)
+    except PermanentSendError as e:
+        _record_hard_bounce(session, subscriber_id, message, e)
+        raise _refused(message, subscriber_id, e) from None
+
+
+def _record_hard_bounce(session, subscriber_id: int, message, error: PermanentSendError) -> None:
+    # Only a refusal of the recipient (RCPT) says the address is bad; a 5xx to the whole
+    # message (content, size, our sender) would suppress readers for our own fault.
+    subscriber = subscribers.get(session, subscriber_id)
+    if subscriber is None or not error.recipients:
+        return
+    codes = " ".join(str(code) for code in sorted({code for code, _ in error.recipients.values()}))
+    # The server's text may repeat the address: the report keeps the code and the mail only.
+    suppression.record_report(session, subscriber.email, "hard", utcnow(),
+                              detail=f"SMTP {codes} refused {message['Subject']!r}")
     session.commit()
 
 

@@ -17,6 +17,7 @@ class SmtpServer:
         self.peers: list[tuple] = []  # the client address of each message: which connection
         self.lock = threading.Lock()
         self.fault = None  # callable(recipient) -> "4xx ..." | "5xx ..." | None
+        self.reject_data = None  # "4xx ..." | "5xx ...": the answer to every message's data
         self.port = free_port()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
         self.controller.start()
@@ -56,6 +57,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.server.reject_data:
+            return self.server.reject_data
         msg = email.message_from_bytes(envelope.content, policy=policy.default)
         with self.server.lock:
             self.server.peers.append(session.peer)
