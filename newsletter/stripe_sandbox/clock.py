@@ -30,6 +30,9 @@ def next_due(store: Store, until: int) -> Due | None:
         retry_at = subscriptions.next_retry(store, sub)
         if retry_at is not None:
             candidates.append((retry_at, subscriptions.retry, sub))
+        warning_at = subscriptions.trial_warning_due(store, sub)
+        if warning_at is not None:
+            candidates.append((warning_at, subscriptions.warn_trial_ending, sub))
     for session in store.all("checkout.session", lambda s: s["status"] == "open"):
         candidates.append((session["expires_at"], checkout.expire, session))
     due = [candidate for candidate in candidates if candidate[0] <= until]

@@ -81,8 +81,10 @@ class Store:
         return int(time.time()) + self.clock_offset
 
     def set_now(self, timestamp: int, pin: bool = False) -> None:
+        self.pinned_now = None
         self.clock_offset = max(self.clock_offset, timestamp - int(time.time()))
-        self.pinned_now = timestamp if pin else None
+        if pin:
+            self.pinned_now = max(timestamp, self.now())
 
     @staticmethod
     def new_id(prefix: str, length: int = 24) -> str:

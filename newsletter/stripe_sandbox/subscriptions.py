@@ -67,7 +67,9 @@ def _subscription(store: Store, sub_id: str, customer: dict, metadata: dict,
         "id": sub_id, "object": "subscription", "application": None,
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": trial_end or now,
-        "billing_mode": {"flexible": None, "type": "classic"},
+        # Flexible is the default for new subscriptions since API 2025-09-30.
+        "billing_mode": {"flexible": {"proration_discounts": "included"}, "type": "flexible",
+                         "updated_at": None},
         "cancel_at": None, "cancel_at_period_end": False, "canceled_at": None,
         "cancellation_details": {"comment": None, "feedback": None, "reason": None},
         "collection_method": "charge_automatically", "created": now, "currency": None,
@@ -119,6 +121,18 @@ def renew(store: Store, sub: dict) -> None:
     store.emit("invoice.created", invoice)
     invoices.finalize(store, invoice)
     _collect(store, sub, invoice, before)
+
+
+def trial_warning_due(store: Store, sub: dict) -> int | None:
+    """When customer.subscription.trial_will_end is due (3 days before), if not yet sent."""
+    if sub["status"] != "trialing" or store.private[sub["id"]].get("trial_warned"):
+        return None
+    return max(sub["trial_start"], sub["trial_end"] - 3 * DAY)
+
+
+def warn_trial_ending(store: Store, sub: dict) -> None:
+    store.private[sub["id"]]["trial_warned"] = True
+    store.emit("customer.subscription.trial_will_end", sub)
 
 
 def retry(store: Store, sub: dict) -> None:

@@ -92,11 +92,14 @@ def test_card_whose_charges_fail(sandbox, api, paid_subscription):
 def test_trial_converts_to_active(sandbox, api, paid_subscription):
     _, sub_id = paid_subscription(subscription_data={"trial_period_days": 7})
     assert api.v1.subscriptions.retrieve(sub_id)["status"] == "trialing"
-    sandbox.advance_clock(days=7)
+    sandbox.advance_clock(days=4)
+    assert event_types(sandbox)[-1] == "customer.subscription.trial_will_end"
+    sandbox.advance_clock(days=3)
     sub = api.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice"]})
     assert sub["status"] == "active" and sub["latest_invoice"]["amount_paid"] == 500
     updated = sandbox.events("customer.subscription.updated")[-1]
     assert updated["data"]["previous_attributes"]["status"] == "trialing"
+    assert event_types(sandbox).count("customer.subscription.trial_will_end") == 1
 
 
 def test_trial_with_a_card_that_fails_goes_past_due(sandbox, api, paid_subscription):
