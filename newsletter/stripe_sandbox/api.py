@@ -155,6 +155,4 @@ def delete_webhook_endpoint(sb, params, id):
 
 @routes.route("/v1/webhook_endpoints", "GET", events.ENDPOINT_LIST)
 def list_webhook_endpoints(sb, params):
-    endpoints = list(sb.webhooks.endpoints.values())[::-1]
-    return {"object": "list", "data": endpoints[:params.get("limit", 10)],
-            "has_more": len(endpoints) > params.get("limit", 10), "url": "/v1/webhook_endpoints"}
+    return sb.webhooks.list_endpoints(params.get("limit", 10))

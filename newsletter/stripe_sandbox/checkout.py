@@ -27,7 +27,7 @@ class SessionNotOpen(StripeError):
 def create_session(store: Store, params: dict) -> dict:
     _check_create(store, params)
     item = params["line_items"][0]
-    price = store.get(item.get("price", ""), "price", param="line_items[0][price]")
+    price = _subscription_price(store, item.get("price"))
     quantity = item.get("quantity", 1)
     customer = params.get("customer")
     session = {
@@ -76,6 +76,19 @@ def _check_create(store: Store, params: dict) -> None:
     if trial is not None and trial < 1:
         raise StripeError("trial_period_days must be at least 1.",
                           param="subscription_data[trial_period_days]")
+
+
+def _subscription_price(store: Store, price_id: str | None) -> dict:
+    if not price_id:
+        raise missing_parameter("line_items[0][price]")
+    price = store.get(price_id, "price", param="line_items[0][price]")
+    if not price["active"]:
+        raise StripeError("The price specified is inactive. This field only accepts active "
+                          "prices.", param="line_items[0][price]")
+    if price["recurring"] is None:
+        raise StripeError("You must specify at least one recurring price in `subscription` "
+                          "mode when using prices.", param="line_items[0][price]")
+    return price
 
 
 def line_items(store: Store, session: dict) -> dict:

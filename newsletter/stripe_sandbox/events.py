@@ -103,6 +103,16 @@ class Webhooks:
                 raise no_such("webhook_endpoint", endpoint_id)
             return dict(self.endpoints[endpoint_id])
 
+    def list_endpoints(self, limit: int = 10) -> dict:
+        with self._condition:
+            endpoints = [dict(endpoint) for endpoint in self.endpoints.values()][::-1]
+        return {"object": "list", "data": endpoints[:limit], "has_more": len(endpoints) > limit,
+                "url": "/v1/webhook_endpoints"}
+
+    def attempts(self) -> list[Delivery]:
+        with self._condition:
+            return list(self.deliveries)
+
     def listening(self, event_type: str) -> list[str]:
         with self._condition:
             return [endpoint_id for endpoint_id, endpoint in self.endpoints.items()

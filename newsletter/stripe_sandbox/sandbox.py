@@ -91,8 +91,7 @@ class Sandbox:
     @property
     def deliveries(self) -> list[events.Delivery]:
         """(event_id, event_type, http_status, attempt) for every attempt so far."""
-        with self.webhooks._condition:
-            return list(self.webhooks.deliveries)
+        return self.webhooks.attempts()
 
     def events(self, type: str | None = None) -> list[dict]:
         """Copies of the events raised so far, oldest first."""

@@ -161,6 +161,17 @@ def test_bad_values_and_missing_ones(api, make_price):
     assert mode.value.param == "mode"
 
 
+def test_checkout_needs_an_active_recurring_price(api, make_price):
+    one_time = api.v1.prices.create(params={"product": make_price()["product"],
+                                            "unit_amount": 100, "currency": "eur"})
+    retired = api.v1.prices.update(make_price()["id"], params={"active": False})
+    for price in (one_time, retired):
+        with pytest.raises(stripe.InvalidRequestError) as error:
+            api.v1.checkout.sessions.create(params={
+                "mode": "subscription", "line_items": [{"price": price["id"]}]})
+        assert error.value.param == "line_items[0][price]"
+
+
 def test_unknown_ids_are_404(api):
     with pytest.raises(stripe.InvalidRequestError) as error:
         api.v1.subscriptions.retrieve("sub_nope")
