@@ -156,3 +156,11 @@ def test_a_handler_may_call_the_api_back(receiver, make_sandbox):
     sandbox.pay_checkout(session["id"])
     sandbox.wait_for_deliveries()
     assert fetched == ["active"]
+
+
+def test_signed_event_for_posting_by_hand(sandbox, api):
+    api.v1.products.create(params={"name": "Membership"})
+    event_id = sandbox.events()[0]["id"]
+    payload, header = sandbox.signed_event(event_id)
+    event = stripe.Webhook.construct_event(payload, header, WEBHOOK_SECRET)
+    assert event["id"] == event_id and event["type"] == "product.created"
