@@ -71,4 +71,4 @@ def _send(message) -> None:
 
 
 def _billing() -> Billing:
-    return Billing.from_config(current_app.config)
+    return Billing.for_app(current_app)

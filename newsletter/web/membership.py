@@ -14,10 +14,7 @@ bp = Blueprint("membership", __name__)
 
 
 def billing() -> Billing:
-    """The app's Stripe client, made once per process."""
-    if "billing" not in current_app.extensions:
-        current_app.extensions["billing"] = Billing.from_config(current_app.config)
-    return current_app.extensions["billing"]
+    return Billing.for_app(current_app)
 
 
 def price_id() -> str:
