@@ -27,14 +27,15 @@ SUBSCRIPTION_LIST = {**LIST, "customer": STR, "price": STR, "status": one_of(*ST
 LIVE = ("trialing", "active", "past_due")     # the statuses the clock renews
 
 
-def add_interval(timestamp: int, interval: str, count: int) -> int:
-    """The timestamp one billing period later (months keep the day, clamped to the month)."""
+def add_interval(timestamp: int, interval: str, count: int, anchor_day: int | None = None) -> int:
+    """One billing period later. Months keep the anchor's day of the month, clamped to the
+    month's length (Jan 31 → Feb 28 → Mar 31), as Stripe's billing_cycle_anchor does."""
     if interval in ("day", "week"):
         return timestamp + count * DAY * (7 if interval == "week" else 1)
     moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
     years, month = divmod(moment.month - 1 + count * (12 if interval == "year" else 1), 12)
     year = moment.year + years
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    day = min(anchor_day or moment.day, calendar.monthrange(year, month + 1)[1])
     return int(moment.replace(year=year, month=month + 1, day=day).timestamp())
 
 
@@ -98,9 +99,10 @@ def _item(store: Store, sub: dict, price: dict, quantity: int, trial_end: int | 
     }
 
 
-def _next_period(start: int, price: dict) -> int:
+def _next_period(start: int, price: dict, anchor: int | None = None) -> int:
     recurring = price["recurring"]
-    return add_interval(start, recurring["interval"], recurring["interval_count"])
+    anchor_day = anchor and datetime.datetime.fromtimestamp(anchor, datetime.timezone.utc).day
+    return add_interval(start, recurring["interval"], recurring["interval_count"], anchor_day)
 
 
 # ---------------------------------------------------------------- the clock's work
@@ -113,7 +115,8 @@ def renew(store: Store, sub: dict) -> None:
     before = copy.deepcopy(sub)
     item = sub["items"]["data"][0]
     item["current_period_start"] = item["current_period_end"]
-    item["current_period_end"] = _next_period(item["current_period_start"], item["price"])
+    item["current_period_end"] = _next_period(item["current_period_start"], item["price"],
+                                              sub["billing_cycle_anchor"])
     _stop_retrying(store, sub)
     invoice = invoices.new_invoice(store, sub, "subscription_cycle",
                                    item["price"]["unit_amount"] * item["quantity"])

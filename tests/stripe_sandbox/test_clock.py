@@ -30,6 +30,20 @@ def test_renewal_that_succeeds(sandbox, api, paid_subscription):
     assert len(api.v1.invoices.list(params={"subscription": sub_id}).data) == 2
 
 
+def test_monthly_periods_keep_the_anchor_day():
+    from datetime import datetime, timezone
+
+    from newsletter.stripe_sandbox.subscriptions import add_interval
+
+    def stamp(*date):
+        return int(datetime(*date, tzinfo=timezone.utc).timestamp())
+
+    assert add_interval(stamp(2027, 1, 31), "month", 1, 31) == stamp(2027, 2, 28)
+    assert add_interval(stamp(2027, 2, 28), "month", 1, 31) == stamp(2027, 3, 31)
+    assert add_interval(stamp(2028, 2, 29), "year", 1, 29) == stamp(2029, 2, 28)
+    assert add_interval(stamp(2027, 1, 1), "week", 2) == stamp(2027, 1, 15)
+
+
 def test_several_periods_in_one_move(sandbox, api, paid_subscription):
     _, sub_id = paid_subscription()
     sandbox.advance_clock(days=95)
