@@ -42,6 +42,12 @@ class Plan:
     monthly_amount: int            # in the currency's smallest unit: 600 is $6.00
     annual_amount: int | None = None
 
+    @classmethod
+    def from_config(cls, config) -> Plan:
+        return cls(name=config["MEMBERSHIP_NAME"], currency=config["MEMBERSHIP_CURRENCY"],
+                   monthly_amount=int(config["MEMBERSHIP_MONTHLY_AMOUNT"]),
+                   annual_amount=int(config["MEMBERSHIP_ANNUAL_AMOUNT"] or 0) or None)
+
 
 class Billing:
     """The few Stripe calls the membership makes, each with an idempotency key of ours."""

@@ -21,11 +21,8 @@ def stripe_group() -> None:
 def sync_command(as_json: bool) -> None:
     """Create or update the membership product and its prices (safe to run again)."""
     config = current_app.config
-    plan = Plan(name=config["MEMBERSHIP_NAME"], currency=config["MEMBERSHIP_CURRENCY"],
-                monthly_amount=int(config["MEMBERSHIP_MONTHLY_AMOUNT"]),
-                annual_amount=int(config["MEMBERSHIP_ANNUAL_AMOUNT"] or 0) or None)
     try:
-        ids = Billing.from_config(config).sync_plan(plan)
+        ids = Billing.from_config(config).sync_plan(Plan.from_config(config))
     except (BillingNotConfigured, BillingError) as e:
         raise click.ClickException(str(e)) from None
     if as_json:

@@ -44,6 +44,7 @@ def run(app: Flask, host: str = "127.0.0.1", port: int = 5000, out=None) -> int:
     stop = StopSignals()
     with stop, contextlib.ExitStack() as stack:
         services = start_services(app, stack, console)
+        services |= start_stripe_sandbox(app, stack, console, site_url(host, port))
         prepare_database(app, console)
         supervisor = stack.enter_context(Supervisor(console, stop))
         env = child_env(app, services, site_url(host, port))
@@ -58,6 +59,21 @@ def run(app: Flask, host: str = "127.0.0.1", port: int = 5000, out=None) -> int:
 
 
 # ---------------------------------------------------------------- embedded services
+
+def start_stripe_sandbox(app: Flask, stack: contextlib.ExitStack, console: Console, site: str) -> dict[str, str]:
+    """No Stripe key: our sandbox, in this process, with the membership's plan made there."""
+    if app.config["STRIPE_SECRET_KEY"]:
+        return {}
+    from newsletter.billing import Billing, Plan
+    from newsletter.stripe_sandbox import Sandbox
+
+    sandbox = stack.enter_context(Sandbox(webhook_url=f"{site}/stripe/webhook"))
+    Billing(sandbox.secret_key, sandbox.url).sync_plan(Plan.from_config(app.config))
+    console.say("dev", f"Stripe sandbox at {sandbox.url} (it forgets everything when dev stops); "
+                       "card 4242 4242 4242 4242 pays")
+    return {"NEWSLETTER_STRIPE_SECRET_KEY": sandbox.secret_key, "NEWSLETTER_STRIPE_API_BASE": sandbox.url,
+            "NEWSLETTER_STRIPE_WEBHOOK_SECRET": sandbox.webhook_secret}
+
 
 def start_services(app: Flask, stack: contextlib.ExitStack, console: Console) -> dict[str, str]:
     """Start what is not configured; the environment that points the children at it."""

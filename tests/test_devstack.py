@@ -160,6 +160,26 @@ def test_dev_runs_everything_and_ctrl_c_leaves_nothing_behind(dev):
 
 
 @pytest.mark.slow
+def test_dev_sells_the_membership_through_its_stripe_sandbox(dev):
+    import requests
+
+    from tests.support.membership import pay, start_checkout
+
+    stack = dev()
+    stack.wait_for("Press Ctrl-C")
+    assert re.search(r"Stripe sandbox at http://127\.0\.0\.1:\d+", stack.log())
+    site = f"http://127.0.0.1:{stack.port}"
+    with requests.Session() as browser:
+        welcome = pay(browser, start_checkout(browser, site), "dev.member@example.com")
+        assert "Welcome to the Community" in welcome.text
+        deadline = time.monotonic() + 60  # the webhooks reach gunicorn, the worker writes them
+        while "Active" not in (account := browser.get(f"{site}/account").text) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Active" in account and "dev.member@example.com" in account
+    assert stack.interrupt() == 0, stack.log()[-3000:]
+
+
+@pytest.mark.slow
 def test_a_child_that_dies_stops_the_rest(dev):
     stack = dev()
     stack.wait_for("Press Ctrl-C")
