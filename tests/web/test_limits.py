@@ -130,6 +130,13 @@ def test_other_pages_are_not_limited(make_app, session):
     assert [client.get("/newsletter").status_code for _ in range(5)] == [200] * 5
 
 
+def test_flask_limiters_default_limits_still_apply_when_configured(make_app):
+    # Without them its per-request hook is dropped (newsletter.limits.init_app).
+    client = make_app(RATELIMIT_DEFAULT="2 per minute").test_client()
+
+    assert [client.get("/healthz").status_code for _ in range(3)] == [200, 200, 429]
+
+
 # ---------------------------------------------------------------- per address
 
 def test_per_address_limit_counts_one_address_whatever_its_ip_or_case(make_app, session):
