@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from newsletter.stripe_sandbox.errors import StripeError
@@ -20,11 +21,15 @@ class BadControl(StripeError):
 
 
 def answer(sb, route: Route, request: Request, args: dict) -> Response:
+    """JSON; or, for a form with a `next` field that succeeded, 303 to `next` (a page)."""
+    params = control_params(request)
     try:
-        body = route.handler(sb, control_params(request), **args)
+        body = route.handler(sb, params, **args)
         status = 200
     except StripeError as error:
         body, status = error.body(), error.status
+    if status == 200 and str(params.get("next", "")).startswith("/_sandbox/"):
+        return redirect(params["next"], 303)
     return Response(json.dumps(body, indent=2), status=status, content_type="application/json")
 
 

@@ -39,6 +39,11 @@ def date(timestamp: int) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
+def date_time(timestamp: int) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return f"{date(timestamp)} {moment:%H:%M} UTC"
+
+
 def status_text(sub: dict) -> str:
     return {"past_due": "Payment failed — please update your card", "trialing": "Free trial",
             "unpaid": "Unpaid — please update your card"}.get(sub["status"], sub["status"].title())
@@ -46,7 +51,8 @@ def status_text(sub: dict) -> str:
 
 templates = Environment(loader=PackageLoader("newsletter.stripe_sandbox", "templates"),
                         autoescape=select_autoescape(["html"]))
-templates.globals.update(money=money, interval=interval, date=date, status_text=status_text)
+templates.globals.update(money=money, interval=interval, date=date, date_time=date_time,
+                         status_text=status_text)
 
 
 def render(name: str, status: int = 200, **context) -> Response:
@@ -185,3 +191,16 @@ def invoice_page(sb, request, id):
         if invoice is None or invoice["object"] != "invoice":
             return closed("Not found", "There is no such invoice.", 404)
         return render("invoice.html", invoice=invoice)
+
+
+# ---------------------------------------------------------------- the developer's dashboard
+
+@routes.route("/_sandbox/", "GET")
+def dashboard(sb, request):
+    attempts: dict[str, list] = {}
+    for delivery in sb.deliveries:
+        attempts.setdefault(delivery.event_id, []).append(delivery)
+    with sb.store.transaction() as store:
+        return render("dashboard.html", now=store.now(), subscriptions=store.all("subscription"),
+                      emails={c["id"]: c["email"] for c in store.all("customer")},
+                      events=store.events[::-1][:30], attempts=attempts)

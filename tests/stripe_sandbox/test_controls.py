@@ -71,3 +71,17 @@ def test_dev_sandbox_makes_a_price_and_names_it():
         prices = api.v1.prices.list(params={"lookup_keys": ["community_monthly"]}).data
         assert [p["id"] for p in prices] == [env["NEWSLETTER_STRIPE_PRICE_ID"]]
         assert env["NEWSLETTER_STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+
+
+def test_dashboard_and_its_forms(sandbox, paid_subscription):
+    customer_id, sub_id = paid_subscription()
+    sandbox.wait_for_deliveries()
+    page = http().get(f"{sandbox.url}/_sandbox/")
+    assert page.status_code == 200 and sub_id in page.text and "reader@example.com" in page.text
+    assert "customer.subscription.created" in page.text and ">Advance clock</button>" in page.text
+    failed = control(sandbox, "fail_next_renewals", id=sub_id, next="/_sandbox/")
+    assert failed.status_code == 200 and failed.url.endswith("/_sandbox/")
+    moved = http().post(f"{sandbox.url}/_sandbox/clock/advance",
+                        data={"days": "31", "next": "/_sandbox/"}, allow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["Location"].endswith("/_sandbox/")
+    assert sandbox.get(sub_id)["status"] == "past_due"
