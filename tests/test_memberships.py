@@ -6,8 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from sqlalchemy import select
+
 from newsletter import memberships
-from newsletter.models import Membership
+from newsletter.models import Membership, Reader, StripeEvent
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -70,3 +72,65 @@ def test_notice_for_each_change(status, notified, notice):
 def test_attribution_metadata_is_short_and_skips_empty_values():
     meta = memberships.Attribution(prompt="membership", variant="v" * 300).metadata("r1")
     assert meta == {"reader_id": "r1", "prompt": "membership", "prompt_variant": "v" * 100}
+
+
+# ---------------------------------------------------------------- against the Stripe sandbox
+
+@pytest.fixture
+def billing(stripe_sandbox):
+    from newsletter.billing import Billing, Plan
+
+    client = Billing(stripe_sandbox.secret_key, stripe_sandbox.url)
+    client.sync_plan(Plan("Community membership", "usd", 600))
+    return client
+
+
+def paid_subscription(stripe_sandbox, billing, reader_id: str, email: str) -> str:
+    """A subscription bought through Checkout naming `reader_id`; its id."""
+    params = {"mode": "subscription", "line_items": [{"price": billing.price_id(), "quantity": 1}],
+              "success_url": "http://x/s", "cancel_url": "http://x/c", "client_reference_id": reader_id,
+              "subscription_data": {"metadata": {"reader_id": reader_id}}}
+    checkout = billing.create_checkout(params, f"test:{reader_id}")
+    return stripe_sandbox.pay_checkout(checkout["id"], email=email)["subscription"]
+
+
+def test_a_subscription_naming_nobody_we_know_waits_then_is_adopted(session, stripe_sandbox, billing):
+    subscription = paid_subscription(stripe_sandbox, billing, "someone-elses-id", "outside@example.com")
+    with pytest.raises(memberships.UnknownCustomer):
+        memberships.sync_subscription(session, billing, subscription, NOW)
+    row = memberships.sync_subscription(session, billing, subscription, NOW, adopt=True)
+    reader = session.get(Reader, row.reader_id)
+    assert reader.email == "outside@example.com" and reader.stripe_customer_id
+    assert memberships.reader_state(session, reader.id, NOW, 7) == "member"
+
+
+def test_a_known_customer_is_recognised_without_metadata(session, stripe_sandbox, billing):
+    reader = memberships.new_reader(session, "known@example.com")
+    first = paid_subscription(stripe_sandbox, billing, reader.id, "known@example.com")
+    memberships.sync_subscription(session, billing, first, NOW)
+    customer = session.get(Reader, reader.id).stripe_customer_id
+    stripe_sandbox.store.objects[first]["metadata"] = {}  # as if made in Stripe's dashboard
+    row = memberships.sync_subscription(session, billing, first, NOW)
+    assert row.reader_id == reader.id and customer.startswith("cus_")
+
+
+def test_the_sync_task_retries_an_unknown_customer_then_adopts_it(app, session, stripe_sandbox, billing):
+    from newsletter import stripe_events
+    from workers.celery_app import celery_init_app
+    from workers.member_tasks import UNKNOWN_CUSTOMER_RETRIES
+
+    app.config.update(STRIPE_SECRET_KEY=stripe_sandbox.secret_key, STRIPE_API_BASE=stripe_sandbox.url)
+    subscription = paid_subscription(stripe_sandbox, billing, "ghost", "ghost@example.com")
+    stripe_events.receive(session, {"id": "evt_1", "type": "customer.subscription.created",
+                                    "data": {"object": {"object": "subscription", "id": subscription}}}, NOW)
+    session.commit()
+    task = celery_init_app(app).tasks["memberships.sync"]
+    # Run eagerly, a retry runs at once instead of after its countdown: the first
+    # UNKNOWN_CUSTOMER_RETRIES tries wait for a reader, the next one adopts the customer.
+    result = task.apply(args=["evt_1", subscription, "ghost"])
+    assert result.successful(), result.traceback
+    assert session.scalars(select(Reader.email)).all() == ["ghost@example.com"]
+    assert UNKNOWN_CUSTOMER_RETRIES < task.max_retries
+    session.expire_all()
+    assert session.scalars(select(Membership.status)).all() == ["active"]
+    assert session.get(StripeEvent, "evt_1").processed_at is not None

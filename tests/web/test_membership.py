@@ -188,3 +188,31 @@ def test_a_real_worker_keeps_the_membership_true(app, site, stripe_sandbox, brow
 def unprocessed(app) -> list[str]:
     with app.app_context():
         return db.session().scalars(select(StripeEvent.type).where(StripeEvent.processed_at.is_(None))).all()
+
+
+def test_a_trial_makes_a_member_with_nothing_paid_yet(app, site, stripe_sandbox, browser, run_queued):
+    app.config["MEMBERSHIP_TRIAL_DAYS"] = 14
+    welcome = pay(browser, start_checkout(browser, site.url), "trial@example.com")
+    assert "Welcome to the Community" in welcome.text
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "trial@example.com") == "member"
+    with app.app_context():
+        assert db.session().scalars(select(Membership.status)).one() == "trialing"
+    assert "(free trial)" in browser.get(f"{site.url}/account").text
+
+
+def test_without_a_stripe_key_checkout_says_payments_are_unavailable(app, site, browser):
+    app.config["STRIPE_SECRET_KEY"] = None
+    app.extensions.pop("billing", None)
+    response = submit(browser, browser.get(f"{site.url}/membership"))
+    assert response.status_code == 503 and "can’t take payments right now" in response.text
+
+
+def test_the_member_cookie_is_secure_on_an_https_site(app, client):
+    from newsletter.web import member_session
+
+    app.config["BASE_URL"] = "https://news.example"
+    with app.test_request_context():
+        response = member_session.sign_in(app.make_response("ok"), "r1")
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
