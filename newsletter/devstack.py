@@ -64,15 +64,14 @@ def start_stripe_sandbox(app: Flask, stack: contextlib.ExitStack, console: Conso
     """No Stripe key: our sandbox, in this process, with the membership's plan made there."""
     if app.config["STRIPE_SECRET_KEY"]:
         return {}
-    from newsletter.billing import Billing, Plan
-    from newsletter.stripe_sandbox import Sandbox
+    from newsletter.billing import Plan
+    from newsletter.stripe_sandbox import Sandbox, dev
 
     sandbox = stack.enter_context(Sandbox(webhook_url=f"{site}/stripe/webhook"))
-    Billing(sandbox.secret_key, sandbox.url).sync_plan(Plan.from_config(app.config))
+    dev.make_plan(sandbox, Plan.from_config(app.config))
     console.say("dev", f"Stripe sandbox at {sandbox.url} (it forgets everything when dev stops); "
                        "card 4242 4242 4242 4242 pays")
-    return {"NEWSLETTER_STRIPE_SECRET_KEY": sandbox.secret_key, "NEWSLETTER_STRIPE_API_BASE": sandbox.url,
-            "NEWSLETTER_STRIPE_WEBHOOK_SECRET": sandbox.webhook_secret}
+    return dev.app_env(sandbox)
 
 
 def start_services(app: Flask, stack: contextlib.ExitStack, console: Console) -> dict[str, str]:

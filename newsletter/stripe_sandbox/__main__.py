@@ -4,7 +4,10 @@ from __future__ import annotations
 import argparse
 import threading
 
-from newsletter.stripe_sandbox.dev import DevSandbox, MembershipPrice
+from newsletter.billing import Plan
+from newsletter.config import DEFAULTS
+from newsletter.stripe_sandbox.dev import app_env, make_plan
+from newsletter.stripe_sandbox.sandbox import Sandbox
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -13,18 +16,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--webhook-url", help="where events go, e.g. http://127.0.0.1:5000/stripe/webhook")
-    parser.add_argument("--with-price", action="store_true",
-                        help="make a monthly membership price (5.00 EUR, lookup key community_monthly)")
+    parser.add_argument("--with-plan", action="store_true",
+                        help="make the membership's product and monthly price (the defaults of newsletter.config)")
     args = parser.parse_args(argv)
-    price = MembershipPrice() if args.with_price else None
-    with DevSandbox(args.webhook_url, args.host, args.port, price) as running:
-        print(f"Stripe sandbox at {running.url} (controls under {running.url}/_sandbox/)")
-        for name, value in running.env.items():
+    sandbox = Sandbox(webhook_url=args.webhook_url)
+    sandbox.start(args.host, args.port)
+    try:
+        if args.with_plan:
+            make_plan(sandbox, Plan.from_config(DEFAULTS))
+        print(f"Stripe sandbox at {sandbox.url} (controls under {sandbox.url}/_sandbox/)")
+        for name, value in app_env(sandbox).items():
             print(f"export {name}={value}", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
 
 
 if __name__ == "__main__":

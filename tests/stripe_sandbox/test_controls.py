@@ -57,20 +57,20 @@ def test_set_webhook(sandbox, receiver):
     assert answer.status_code == 200 and answer.json()["secret"] == sandbox.webhook_secret
 
 
-def test_dev_sandbox_makes_a_price_and_names_it():
+def test_dev_makes_the_plan_and_names_the_sandbox():
     import stripe
 
-    from newsletter.stripe_sandbox.dev import DevSandbox, MembershipPrice
+    from newsletter.billing import Plan
+    from newsletter.stripe_sandbox import Sandbox, dev
 
-    with DevSandbox(webhook_url=None) as bare:
-        assert "NEWSLETTER_STRIPE_PRICE_ID" not in bare.env
-    with DevSandbox(webhook_url=None, price=MembershipPrice()) as running:
-        env = running.env
+    with Sandbox() as running:
+        ids = dev.make_plan(running, Plan("Community membership", "usd", 600))
+        env = dev.app_env(running)
         api = stripe.StripeClient(env["NEWSLETTER_STRIPE_SECRET_KEY"],
                                   base_addresses={"api": env["NEWSLETTER_STRIPE_API_BASE"]})
         prices = api.v1.prices.list(params={"lookup_keys": ["community_monthly"]}).data
-        assert [p["id"] for p in prices] == [env["NEWSLETTER_STRIPE_PRICE_ID"]]
-        assert env["NEWSLETTER_STRIPE_WEBHOOK_SECRET"].startswith("whsec_")
+        assert [p["id"] for p in prices] == [ids["month"]] and prices[0]["unit_amount"] == 600
+        assert env["NEWSLETTER_STRIPE_WEBHOOK_SECRET"] == running.webhook_secret
 
 
 def test_dashboard_and_its_forms(sandbox, paid_subscription):
