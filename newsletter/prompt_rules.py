@@ -72,6 +72,16 @@ class Rules:
         windows = [max(p.read_window_days, p.cap_window_days, p.snooze_days) for p in self.prompts]
         return int(max(windows, default=30)) + 1
 
+    @property
+    def read_windows(self) -> tuple[int, ...]:
+        """The read windows (days) the prompts count stories in."""
+        return tuple(sorted({p.read_window_days for p in self.prompts}))
+
+    @property
+    def impression_days(self) -> float:
+        """How far back impressions matter: the longest cap window or minimum gap."""
+        return max([max(p.cap_window_days, p.min_gap_hours / 24) for p in self.prompts], default=30)
+
     def owner(self, variant_id: str) -> Prompt | None:
         """The prompt a variant id, control id or (no experiment) prompt id belongs to."""
         for prompt in self.prompts:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from newsletter.prompt_rules import Experiment, Prompt, Rules, Variant
 
@@ -35,7 +35,7 @@ class Story:
 class History:
     """What the reader did before this page, as newsletter.prompt_history read it."""
 
-    reads: dict[str, float] = field(default_factory=dict)             # slug -> last read (epoch s)
+    reads: dict[int, int] = field(default_factory=dict)   # window in days -> distinct stories read in it
     impressions: dict[str, tuple[float, ...]] = field(default_factory=dict)  # prompt id -> times
     snoozed: frozenset[str] = frozenset()                              # prompt ids snoozed now
 
@@ -75,7 +75,7 @@ def prompt_decision(rules: Rules, reader: ReaderContext, story: Story, history: 
         return NOTHING
     for prompt in rules.prompts:
         if eligible(prompt, reader, story, history, now):
-            return assigned(prompt, reader, reads_within(history, prompt.read_window_days, now))
+            return assigned(prompt, reader, history.reads.get(prompt.read_window_days, 0))
     return NOTHING
 
 
@@ -84,7 +84,7 @@ def eligible(prompt: Prompt, reader: ReaderContext, story: Story, history: Histo
     return (prompt.enabled and for_audience(prompt, reader, story) and running(prompt, now)
             and story_allows(prompt, story) and prompt.id not in history.snoozed
             and (reader.counted or not prompt.needs_history)
-            and reads_within(history, prompt.read_window_days, now) >= prompt.min_reads
+            and history.reads.get(prompt.read_window_days, 0) >= prompt.min_reads
             and under_cap(prompt, history.impressions.get(prompt.id, ()), now))
 
 
@@ -107,12 +107,6 @@ def story_allows(prompt: Prompt, story: Story) -> bool:
     if story.section.casefold() in prompt.exclude_sections:
         return False
     return not any(tag.casefold() in prompt.exclude_tags for tag in story.tags)
-
-
-def reads_within(history: History, days: int, now: datetime) -> int:
-    """Distinct stories read in the last `days` days (this one included once recorded)."""
-    since = (now - timedelta(days=days)).timestamp()
-    return sum(1 for moment in history.reads.values() if moment > since)
 
 
 def under_cap(prompt: Prompt, shown: tuple[float, ...], now: datetime) -> bool:

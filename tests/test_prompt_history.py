@@ -9,25 +9,28 @@ from newsletter.prompt_rules import parse_rules
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 READER = "b" * 32
 RULES = parse_rules({"version": "t", "prompts": [
-    {"id": "appeal", "kind": "membership", "min_reads": 3, "snooze_days": 7,
+    {"id": "daily", "kind": "newsletter", "read_window_days": 7},
+    {"id": "appeal", "kind": "membership", "min_reads": 3, "snooze_days": 7, "priority": 1,
      "experiment": {"name": "exp", "variants": [{"id": "exp:a"}]}}]})
 APPEAL = RULES.prompts[0]
+assert APPEAL.id == "appeal"
 
 
-def test_reads_are_distinct_stories_with_their_last_time(broker):
-    for slug, days in (("one", 3), ("two", 2), ("one", 1)):
-        prompt_history.record_read_and_load(broker, READER, slug, NOW - timedelta(days=days), 31)
-    history = prompt_history.load(broker, READER, NOW)
-    assert history.reads == {"one": (NOW - timedelta(days=1)).timestamp(),
-                             "two": (NOW - timedelta(days=2)).timestamp()}
+def test_reads_are_distinct_stories_counted_in_each_window(broker):
+    for slug, days in (("one", 40), ("two", 20), ("three", 5), ("two", 2)):
+        prompt_history.record_read_and_load(broker, READER, slug, NOW - timedelta(days=days), RULES)
+    history = prompt_history.load(broker, READER, NOW, RULES)
+    assert history.reads == {7: 2, 30: 2}  # "two" twice is one story; "one" fell out of both
+    assert prompt_history.stories_read(broker, READER, NOW, 30) == 2
+    assert prompt_history.load(broker, READER, NOW + timedelta(days=4), RULES).reads == {7: 1, 30: 2}
 
 
 def test_history_is_bounded_and_expires(broker):
     for n in range(prompt_history.MAX_READS + 25):
-        prompt_history.record_read_and_load(broker, READER, f"story-{n}", NOW + timedelta(seconds=n), 31)
-    history = prompt_history.load(broker, READER, NOW)
-    assert len(history.reads) == prompt_history.MAX_READS
-    assert "story-0" not in history.reads and f"story-{prompt_history.MAX_READS + 24}" in history.reads
+        prompt_history.record_read_and_load(broker, READER, f"story-{n}", NOW + timedelta(seconds=n), RULES)
+    assert broker.zcard(f"prompt:reads:{READER}") == prompt_history.MAX_READS
+    assert broker.zscore(f"prompt:reads:{READER}", "story-0") is None
+    assert prompt_history.load(broker, READER, NOW + timedelta(hours=1), RULES).reads[30] == prompt_history.MAX_READS
     assert 30 * 86400 < broker.ttl(f"prompt:reads:{READER}") <= 31 * 86400
 
 
@@ -35,7 +38,7 @@ def test_impressions_and_the_assigned_counters(broker):
     decision = prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0], articles_read=3)
     prompt_history.record_decision(broker, READER, decision, NOW, 31)
     prompt_history.record_decision(broker, READER, decision, NOW + timedelta(hours=1), 31)
-    history = prompt_history.load(broker, READER, NOW + timedelta(hours=2))
+    history = prompt_history.load(broker, READER, NOW + timedelta(hours=2), RULES)
     assert history.impressions == {"appeal": (NOW.timestamp(), (NOW + timedelta(hours=1)).timestamp())}
     counted = prompt_history.counts(broker, "exp:a")
     assert counted["impressions"] == 2 and counted["assigned"] == 2 and counted["assigned_readers"] == 1
@@ -45,15 +48,15 @@ def test_impressions_and_the_assigned_counters(broker):
 def test_the_control_is_assigned_but_makes_no_impression(broker):
     decision = prompts.Decision(prompt=APPEAL, control=True)
     prompt_history.record_decision(broker, READER, decision, NOW, 31)
-    assert prompt_history.load(broker, READER, NOW).impressions == {}
+    assert prompt_history.load(broker, READER, NOW, RULES).impressions == {}
     counted = prompt_history.counts(broker, "exp:control")
     assert counted["assigned_readers"] == 1 and counted["impressions"] == 0
 
 
 def test_a_snooze_ends_when_its_days_are_over(broker):
     prompt_history.snooze(broker, READER, "appeal", NOW, 7, 31)
-    assert prompt_history.load(broker, READER, NOW + timedelta(days=6, hours=23)).snoozed == {"appeal"}
-    assert prompt_history.load(broker, READER, NOW + timedelta(days=7, seconds=1)).snoozed == frozenset()
+    assert prompt_history.load(broker, READER, NOW + timedelta(days=6, hours=23), RULES).snoozed == {"appeal"}
+    assert prompt_history.load(broker, READER, NOW + timedelta(days=7, seconds=1), RULES).snoozed == frozenset()
     assert broker.ttl(f"prompt:snooze:{READER}") > 7 * 86400
 
 
@@ -66,7 +69,7 @@ def test_events_count_per_variant_and_distinct_readers(broker):
 
 
 def test_forget_removes_everything_about_the_reader(broker):
-    prompt_history.record_read_and_load(broker, READER, "one", NOW, 31)
+    prompt_history.record_read_and_load(broker, READER, "one", NOW, RULES)
     prompt_history.snooze(broker, READER, "appeal", NOW, 7, 31)
     prompt_history.forget(broker, READER)
     assert broker.keys(f"prompt:*{READER}*") == []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
@@ -30,34 +30,34 @@ NEWSLETTER = {"id": "daily", "kind": "newsletter", "priority": 10, "min_reads": 
 CARD = {"id": "card", "kind": "update_card", "priority": 100}
 
 
-def reads(*days_ago: float) -> dict[str, float]:
-    """A history of one story per value, read that many days before NOW."""
-    return {f"story-{i}": NOW.timestamp() - d * DAY for i, d in enumerate(days_ago)}
+def reads(stories: int, window_days: int = 30) -> dict[int, int]:
+    """Distinct stories read in a window, as newsletter.prompt_history counts them."""
+    return {window_days: stories}
 
 
 def decide(active, reader=READER, story=STORY, history=History(), now=NOW):
     return prompts.prompt_decision(active, reader, story, history, now)
 
 
-def test_the_appeal_waits_for_three_stories_in_thirty_days():
+def test_the_appeal_waits_for_three_stories_in_its_window():
     active = rules(appeal())
-    assert decide(active, history=History(reads=reads(0, 1))).kind is None
-    assert decide(active, history=History(reads=reads(0, 1, 31))).kind is None  # one fell out of the window
-    decision = decide(active, history=History(reads=reads(0, 1, 29)))
+    assert decide(active, history=History(reads=reads(2))).kind is None
+    assert decide(active, history=History(reads=reads(5, window_days=7))).kind is None  # another window
+    decision = decide(active, history=History(reads=reads(3)))
     assert decision.kind == "membership" and decision.show and decision.articles_read == 3
 
 
 def test_the_frequency_cap_counts_impressions_in_its_window():
     active = rules(appeal())
     shown = tuple(NOW.timestamp() - d * DAY for d in (1, 2, 3, 4))
-    assert decide(active, history=History(reads=reads(0, 1, 2), impressions={"appeal": shown})).kind is None
+    assert decide(active, history=History(reads=reads(3), impressions={"appeal": shown})).kind is None
     older = shown[:3] + (NOW.timestamp() - 31 * DAY,)
-    assert decide(active, history=History(reads=reads(0, 1, 2), impressions={"appeal": older})).kind == "membership"
+    assert decide(active, history=History(reads=reads(3), impressions={"appeal": older})).kind == "membership"
 
 
 def test_the_minimum_gap_between_two_impressions():
     active = rules(appeal(frequency_cap={"impressions": 10, "window_days": 30, "min_gap_hours": 24}))
-    history = lambda hours_ago: History(reads=reads(0, 1, 2),  # noqa: E731
+    history = lambda hours_ago: History(reads=reads(3),  # noqa: E731
                                         impressions={"appeal": (NOW.timestamp() - hours_ago * 3600,)})
     assert decide(active, history=history(23)).kind is None
     assert decide(active, history=history(24)).kind == "membership"
@@ -65,38 +65,38 @@ def test_the_minimum_gap_between_two_impressions():
 
 def test_a_snoozed_prompt_stays_away_and_the_next_one_may_show():
     active = rules(appeal(), NEWSLETTER)
-    history = History(reads=reads(0, 1, 2), snoozed=frozenset({"appeal"}))
+    history = History(reads=reads(3), snoozed=frozenset({"appeal"}))
     assert decide(active, history=history).kind == "newsletter"
 
 
 @pytest.mark.parametrize("story", [Story(slug="s", section="obituaries"),
                                    Story(slug="s", section="World", tags=("Sponsored", "x"))])
 def test_excluded_sections_and_tags_get_no_appeal(story):
-    assert decide(rules(appeal()), story=story, history=History(reads=reads(0, 1, 2))).kind is None
+    assert decide(rules(appeal()), story=story, history=History(reads=reads(3))).kind is None
 
 
 def test_priority_picks_the_first_eligible_prompt():
-    history = History(reads=reads(0, 1, 2))
+    history = History(reads=reads(3))
     assert decide(rules(NEWSLETTER, appeal()), history=history).kind == "membership"
     assert decide(rules(NEWSLETTER, appeal(priority=5)), history=history).kind == "newsletter"
 
 
 def test_start_and_end_dates():
-    history = History(reads=reads(0, 1, 2))
+    history = History(reads=reads(3))
     assert decide(rules(appeal(starts="2026-11-26")), history=history).kind is None
     assert decide(rules(appeal(ends="2026-11-25T12:00:00+00:00")), history=history).kind is None
     assert decide(rules(appeal(starts="2026-11-25", ends="2026-11-26")), history=history).kind == "membership"
 
 
 def test_the_kill_switch_and_a_disabled_prompt():
-    history = History(reads=reads(0, 1, 2))
+    history = History(reads=reads(3))
     assert decide(rules(appeal(), NEWSLETTER, enabled=False), history=history).kind is None
     assert decide(rules(appeal(enabled=False), NEWSLETTER), history=history).kind == "newsletter"
 
 
 def test_members_see_nothing_and_past_due_members_only_the_card_notice():
     active = rules(CARD, appeal(), NEWSLETTER)
-    history = History(reads=reads(0, 1, 2))
+    history = History(reads=reads(3))
     assert decide(active, ReaderContext(id=None, state="member"), history=history) == prompts.NOTHING
     assert decide(active, ReaderContext(id=None, state="past_due"), history=history).kind == "update_card"
     assert decide(active, history=history).kind == "membership"
@@ -104,7 +104,7 @@ def test_members_see_nothing_and_past_due_members_only_the_card_notice():
 
 def test_subscribers_never_get_the_sign_up():
     active = rules(NEWSLETTER)
-    history = History(reads=reads(0))
+    history = History(reads=reads(1))
     assert decide(active, history=history).kind == "newsletter"
     assert decide(active, ReaderContext(id="a" * 32, subscriber=True), history=history).kind is None
 
@@ -123,7 +123,7 @@ def test_readers_not_counted_get_only_prompts_that_need_no_history():
 
 def test_a_members_only_story_has_its_gate_instead_of_the_slot_appeal():
     story = Story(slug="s", members_only=True)
-    assert decide(rules(appeal(), NEWSLETTER), story=story, history=History(reads=reads(0, 1, 2))).kind == "newsletter"
+    assert decide(rules(appeal(), NEWSLETTER), story=story, history=History(reads=reads(3))).kind == "newsletter"
 
 
 # ---------------------------------------------------------------- variants
@@ -215,6 +215,7 @@ def test_an_edited_rules_file_is_read_again(tmp_path):
 
 
 def test_history_is_kept_as_long_as_the_longest_window():
-    active = rules(appeal(snooze_days=90), NEWSLETTER)
+    active = rules(appeal(snooze_days=90), NEWSLETTER | {"read_window_days": 7})
     assert active.history_days == 91
-    assert NOW - timedelta(days=active.history_days) < NOW - timedelta(days=90)
+    assert active.read_windows == (7, 30)
+    assert active.impression_days == 30

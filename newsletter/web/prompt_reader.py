@@ -47,7 +47,12 @@ class Slot:
 
 
 def rules() -> Rules:
-    return load_rules(rules_path(current_app.config))
+    """The rules in force; the file is looked at (its mtime) at most once a second."""
+    cached = current_app.extensions.get("newsletter.prompt_rules")
+    if cached is None or cached[0] < time.monotonic():
+        cached = (time.monotonic() + 1, load_rules(rules_path(current_app.config)))
+        current_app.extensions["newsletter.prompt_rules"] = cached
+    return cached[1]
 
 
 def redis_client(app: Flask) -> redis.Redis | None:
@@ -101,6 +106,8 @@ def reader_context(store: redis.Redis | None) -> tuple[ReaderContext, bool]:
 def reader_standing() -> tuple[str, bool]:
     """Membership state and subscription, read from the database only for a signed-in reader."""
     member = member_session.current_reader_id()
+    if member is None:
+        return "none", signed_subscriber()
     state, subscriber = standing(db.session(), member, utcnow(), current_app.config["MEMBERSHIP_GRACE_DAYS"])
     return state, subscriber or signed_subscriber()
 
@@ -192,7 +199,7 @@ def slot(story: Story) -> Slot:
 def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> Decision:
     history = History()
     if reader.counted:
-        history = prompt_history.record_read_and_load(store, reader.id, story.slug, now, active.history_days)
+        history = prompt_history.record_read_and_load(store, reader.id, story.slug, now, active)
     decision = prompts.prompt_decision(active, reader, story, history, now)
     if store is not None and not reader.bot:
         prompt_history.record_decision(store, reader.id, decision, now, active.history_days)

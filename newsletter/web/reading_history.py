@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from newsletter import prompt_history, prompts
+from newsletter import prompt_history
 from newsletter.models import utcnow
 from newsletter.web import prompt_reader
 
@@ -18,8 +18,7 @@ def page():
     counted = prompt_reader.may_count() and store is not None
     read = 0
     if counted and reader_id is not None:
-        history = prompt_history.load(store, reader_id, utcnow())
-        read = prompts.reads_within(history, WINDOW_DAYS, utcnow())
+        read = prompt_history.stories_read(store, reader_id, utcnow(), WINDOW_DAYS)
     return render_template("reading_history.html", counted=counted, read=read, window=WINDOW_DAYS,
                            opted_out=bool(request.cookies.get(prompt_reader.OPTOUT_COOKIE)),
                            consent_required=current_app.config["PROMPT_REQUIRE_CONSENT"])

@@ -1,0 +1,312 @@
+"""The prompt decision route's throughput and p99 against a bare route of the same app, in one run.
+
+    python bench/prompt.py [--seconds 10] [--clients 32] [--workers 2] [--threads 4]
+                           [--readers 5000] [--stories 50] [--rounds 1]
+
+Starts a Redis server of its own (redis-server on a free port, no persistence) and the
+app under gunicorn (gthread), on a temporary instance folder, seeds --stories articles,
+then drives (a) GET /healthz and (b) GET /api/v1/prompt?article=<slug> with wrk, each at
+--clients keep-alive connections. Every request of (b) comes from one of --readers
+returning readers (a `rid` cookie) and names one of the stories, both drawn at random, so
+the run mixes readers below the metering threshold, readers shown the appeal or the
+sign-up, and readers capped, as a site does; (a) sends the same headers. Prints requests/s,
+p50/p99 latency, errors, the ratio (b)/(a), and what the decisions were.
+The issue's goals: ratio >= 0.7, p99 (b) <= 20 ms, no errors; exit status 1 when one is missed.
+
+Database: NEWSLETTER_DATABASE_URL (a PostgreSQL URL names a *server*: the run creates a
+scratch database there and drops it), or a temporary SQLite file. Needs `wrk` and
+`redis-server` on PATH (Debian: apt-get install wrk redis-server). See docs/performance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import load  # noqa: E402  (bench/load.py, beside this file)
+from newsletter.mailcatcher import free_port  # noqa: E402
+
+GOAL_RATIO, GOAL_P99_MS = 0.7, 20.0
+DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+# Each request: a random returning reader (rid cookie) and, for (b), a random story.
+WRK_SCRIPT = r"""
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  unexpected = 0
+  prompt, readers, stories = args[1] == "prompt", tonumber(args[2]), tonumber(args[3])
+  math.randomseed(os.time() + id * 7919)
+end
+function request()
+  local rid = string.format("%032x", math.random(1, readers))
+  local headers = {["User-Agent"] = UA, ["Cookie"] = "rid=" .. rid}
+  local path = "/healthz"
+  if prompt then path = "/api/v1/prompt?article=story-" .. math.random(1, stories) end
+  return wrk.format("GET", path, headers, nil)
+end
+function response(status, headers, body)
+  if status ~= 200 then unexpected = unexpected + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + t:get("unexpected") end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "duration_us": %d, "socket_errors": %d, "unexpected": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, bad,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not on PATH (Debian: apt-get install {tool})")
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nlbench-prompt-")))
+        database = stack.enter_context(scratch_database(os.environ.get("NEWSLETTER_DATABASE_URL"), tmp))
+        redis = stack.enter_context(redis_server())
+        seed(database, tmp / "instance", args.stories)
+        port = stack.enter_context(gunicorn(args, database, redis, tmp))
+        print_setup(args, database)
+        rounds = measure(args, port)
+        decisions = decision_counts(redis)
+    return report(rounds, decisions)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=10, help="length of each measured phase")
+    p.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
+    p.add_argument("--readers", type=int, default=5000, help="returning readers the requests come from")
+    p.add_argument("--stories", type=int, default=50, help="stories the requests name")
+    p.add_argument("--rounds", type=int, default=1, help="measure (a) then (b) this many times; medians")
+    p.add_argument("--warmup", type=float, default=2, help="unmeasured seconds per route first")
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------- the stack
+
+@contextlib.contextmanager
+def scratch_database(url: str | None, tmp: Path):
+    """A database for this run only: temporary SQLite, or a scratch PostgreSQL database."""
+    if not url or url.startswith("sqlite"):
+        yield url or f"sqlite:///{tmp / 'bench.db'}"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    from newsletter.db import engine_url
+
+    name = f"nlbench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(engine_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield engine_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def redis_server():
+    """A Redis server of the run's own on a free loopback port, nothing saved to disk."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for_redis(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_for_redis(url: str, proc: subprocess.Popen, timeout: float = 10) -> None:
+    from redis.exceptions import ConnectionError as RedisDown
+
+    from newsletter.redis_url import client
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        c = client(url)
+        with contextlib.suppress(RedisDown):
+            c.ping()
+            c.close()
+            return
+        c.close()
+        time.sleep(0.1)
+    sys.exit("redis-server did not start")
+
+
+def seed(database: str, instance: Path, stories: int) -> None:
+    """Migrate and add `stories` articles, story-1 … story-N."""
+    from newsletter import create_app, db
+    from newsletter.models import Article
+
+    app = create_app({"DATABASE_URL": database, "INSTANCE_PATH": str(instance)})
+    db.upgrade(app)
+    with app.app_context():
+        session = db.session()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for n in range(1, stories + 1):
+            session.add(Article(source_key=f"bench:{n}", slug=f"story-{n}", headline=f"Story {n}",
+                                section="News", body=[{"type": "paragraph", "text": "A paragraph."}],
+                                published_at=now))
+        session.commit()
+    db.engine(app).dispose()
+
+
+@contextlib.contextmanager
+def gunicorn(args, database: str, redis: str, tmp: Path):
+    """The app under gunicorn (gthread: keep-alive connections), answering on the yielded port."""
+    port = free_port()
+    log = tmp / "gunicorn.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | {
+        "NEWSLETTER_DATABASE_URL": database, "NEWSLETTER_REDIS_URL": redis,
+        "NEWSLETTER_INSTANCE_PATH": str(tmp / "instance")}
+    cmd = [sys.executable, "-m", "gunicorn", "newsletter:create_app()", "--chdir", str(ROOT),
+           "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", "gthread",
+           "--threads", str(args.threads), "--keep-alive", "75", "--backlog", "1024",
+           "--error-logfile", str(log)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(port, proc, log)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    import urllib.request
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            sys.exit("gunicorn exited:\n" + log.read_text(errors="replace")[-3000:])
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        time.sleep(0.2)
+    sys.exit("gunicorn did not answer /healthz:\n" + log.read_text(errors="replace")[-3000:])
+
+
+# ---------------------------------------------------------------- measuring
+
+def run_wrk(port: int, route: str, args, seconds: float) -> load.Result:
+    threads = min(args.clients, 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "prompt.lua"
+        script.write_text(f'UA = "{DESKTOP}"\n' + WRK_SCRIPT)
+        cmd = ["wrk", "-t", str(threads), "-c", str(args.clients), "-d", f"{seconds:g}s", "--timeout", "10s",
+               "-s", str(script), f"http://127.0.0.1:{port}/", "--", route, str(args.readers), str(args.stories)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    data = json.loads(next(x for x in out.splitlines() if x.startswith("WRK_JSON ")).removeprefix("WRK_JSON "))
+    return load.Result(requests=data["requests"], errors=data["socket_errors"] + data["unexpected"],
+                       seconds=data["duration_us"] / 1e6, p50_ms=data["p50_us"] / 1000,
+                       p99_ms=data["p99_us"] / 1000, client=f"wrk, {threads} threads")
+
+
+def measure(args, port: int) -> list[list[load.Result]]:
+    if args.warmup:
+        for route in ("bare", "prompt"):
+            run_wrk(port, route, args, args.warmup)
+    return [[run_wrk(port, route, args, args.seconds) for route in ("bare", "prompt")]
+            for _ in range(args.rounds)]
+
+
+def decision_counts(redis: str) -> dict[str, int]:
+    """Impressions per variant or prompt, and the decisions that showed nothing."""
+    from newsletter.redis_url import client
+
+    c = client(redis)
+    try:
+        counts = {key.decode().removeprefix("prompt:stats:"): int(c.hget(key, "impressions") or 0)
+                  for key in c.scan_iter("prompt:stats:*")}
+    finally:
+        c.close()
+    return {k: v for k, v in sorted(counts.items()) if v}
+
+
+# ---------------------------------------------------------------- output
+
+ROUTES = ("(a) GET /healthz", "(b) GET /api/v1/prompt")
+
+
+def print_setup(args, database: str) -> None:
+    print(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"machine:   {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.release()}, "
+          f"Python {platform.python_version()}")
+    print(f"server:    gunicorn, {args.workers} workers x {args.threads} threads (gthread, keep-alive)")
+    print(f"database:  {'SQLite (temporary file)' if database.startswith('sqlite') else 'PostgreSQL (scratch)'}; "
+          "Redis: a redis-server of the run's own (no persistence)")
+    print(f"load:      wrk, {args.clients} connections, {args.seconds:g} s per phase, {args.rounds} round(s) after "
+          f"{args.warmup:g} s warm-up per route; {args.readers} returning readers, {args.stories} stories, "
+          "the shipped rules")
+    print()
+
+
+def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
+    print(f"{'':30} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for i, pair in enumerate(rounds, 1):
+        label = f" round {i}" if len(rounds) > 1 else ""
+        for name, r in zip(ROUTES, pair):
+            print(f"{name + label:30} {r.requests:9d} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d}")
+    bare, prompt = (median([pair[i] for pair in rounds]) for i in (0, 1))
+    print("shown:     " + ", ".join(f"{k} {v}" for k, v in decisions.items()) + " (warm-up included)")
+    print()
+    ratio = prompt.rate / bare.rate if bare.rate else 0.0
+    errors = bare.errors + prompt.errors
+    checks = [(f"ratio (b)/(a) {ratio:.2f}", f">= {GOAL_RATIO}", ratio >= GOAL_RATIO),
+              (f"p99 (b) {prompt.p99_ms:.1f} ms", f"<= {GOAL_P99_MS:g} ms", prompt.p99_ms <= GOAL_P99_MS),
+              (f"errors {errors}", "= 0", errors == 0)]
+    for got, goal, ok in checks:
+        print(f"{got:28} goal {goal:10} {'met' if ok else 'MISSED'}")
+    return 0 if all(ok for *_, ok in checks) else 1
+
+
+def median(results: list[load.Result]) -> load.Result:
+    return load.Result(requests=round(statistics.median(r.rate for r in results)),
+                       errors=sum(r.errors for r in results), seconds=1.0,
+                       p50_ms=statistics.median(r.p50_ms for r in results),
+                       p99_ms=statistics.median(r.p99_ms for r in results), client=results[0].client)
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
