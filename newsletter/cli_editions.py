@@ -61,14 +61,14 @@ def create_command(day, slugs: tuple[str, ...], latest: bool, as_json: bool) -> 
 @with_appcontext
 def send_command(edition_id: int, wait: bool, timeout: float | None, interval: float) -> None:
     session = db.session()
-    state = _edition(session, edition_id).state
-    if delivery.start_send(session, edition_id):
-        session.commit()
+    done = _controlled(session, edition_id, "send")
+    session.commit()
+    if done.result:
         click.echo(f"edition {edition_id}: send queued")
-    elif state == "cancelled":
+    elif done.before == "cancelled":
         raise click.ClickException(f"edition {edition_id} was cancelled: create a new edition to send")
     else:
-        click.echo(f"edition {edition_id} is {state} already: nothing changed")
+        click.echo(f"edition {edition_id} is {done.before} already: nothing changed")
     if wait:
         raise SystemExit(wait_for_send(session, edition_id, interval, timeout))
 
@@ -110,34 +110,28 @@ def status_command(edition_id: int, as_json: bool) -> None:
 @click.argument("edition_id", type=int)
 @with_appcontext
 def pause_command(edition_id: int) -> None:
-    _control(edition_id, "paused", lambda s: delivery.pause(s, edition_id))
+    _control(edition_id, "pause")
 
 
 @edition_group.command("resume", help="Resume a paused send.")
 @click.argument("edition_id", type=int)
 @with_appcontext
 def resume_command(edition_id: int) -> None:
-    settings = delivery.SendSettings.from_config(current_app.config)
-    _control(edition_id, "resumed", lambda s: delivery.resume(s, edition_id, settings))
+    _control(edition_id, "resume")
 
 
 @edition_group.command("cancel", help="Cancel a draft or a send; what is pending is skipped.")
 @click.argument("edition_id", type=int)
 @with_appcontext
 def cancel_command(edition_id: int) -> None:
-    _control(edition_id, "cancelled", lambda s: delivery.cancel(s, edition_id))
+    _control(edition_id, "cancel")
 
 
 @edition_group.command("resend-failed", help="Try the failed deliveries again.")
 @click.argument("edition_id", type=int)
 @with_appcontext
 def resend_failed_command(edition_id: int) -> None:
-    settings = delivery.SendSettings.from_config(current_app.config)
-    session = db.session()
-    _edition(session, edition_id)
-    count = delivery.resend_failed(session, edition_id, settings)
-    session.commit()
-    click.echo(f"edition {edition_id}: {count} failed deliveries queued again")
+    _control(edition_id, "resend-failed")
 
 
 # ---------------------------------------------------------------- the progress display
@@ -197,21 +191,26 @@ def duration(seconds: float | None) -> str:
 
 # ---------------------------------------------------------------- helpers
 
-def _control(edition_id: int, done: str, call) -> None:
-    session = db.session()
-    state = _edition(session, edition_id).state
-    if call(session):
-        session.commit()
-        click.echo(f"edition {edition_id}: {done}")
-    else:
-        click.echo(f"edition {edition_id} is {state}: nothing changed")
+DONE = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 
 
-def _edition(session, edition_id: int):
+def _controlled(session, edition_id: int, action: str) -> delivery.Controlled:
     try:
-        return editions.get(session, edition_id)
+        return delivery.control(session, edition_id, action, delivery.SendSettings.from_config(current_app.config))
     except editions.EditionNotFound:
         raise click.ClickException(f"no edition has the id {edition_id}") from None
+
+
+def _control(edition_id: int, action: str) -> None:
+    session = db.session()
+    done = _controlled(session, edition_id, action)
+    session.commit()
+    if action == "resend-failed":
+        click.echo(f"edition {edition_id}: {done.result} failed deliveries queued again")
+    elif done.result:
+        click.echo(f"edition {edition_id}: {DONE[action]}")
+    else:
+        click.echo(f"edition {edition_id} is {done.before}: nothing changed")
 
 
 def _progress(session, edition_id: int) -> dict:

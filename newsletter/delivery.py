@@ -166,6 +166,36 @@ def resend_failed(session: Session, edition_id: int, settings: SendSettings,
     return count
 
 
+CONTROLS = ("send", "pause", "resume", "cancel", "resend-failed")
+
+
+@dataclass(frozen=True)
+class Controlled:
+    """What a send control did: the edition's state before, and the result (a change, or
+    for resend-failed the number of deliveries queued again)."""
+
+    action: str
+    before: str
+    result: bool | int
+
+
+def control(session: Session, edition_id: int, action: str, settings: SendSettings,
+            now: datetime | None = None) -> Controlled:
+    """Run one send control, the same for the console's buttons, the CLI and the API.
+
+    Raises editions.EditionNotFound; the caller commits.
+    """
+    before = editions.get(session, edition_id).state
+    calls = {
+        "send": lambda: start_send(session, edition_id, now),
+        "pause": lambda: pause(session, edition_id),
+        "resume": lambda: resume(session, edition_id, settings, now),
+        "cancel": lambda: cancel(session, edition_id, now),
+        "resend-failed": lambda: resend_failed(session, edition_id, settings, now),
+    }
+    return Controlled(action, before, calls[action]())
+
+
 def _move(session: Session, edition_id: int, sources: tuple[str, ...], target: str, **values) -> bool:
     # One conditional UPDATE: of two concurrent callers, exactly one sees rowcount 1.
     statement = (update(Edition).where(Edition.id == edition_id, Edition.state.in_(sources))

@@ -548,3 +548,16 @@ def test_members_get_the_members_version_without_the_appeal(app, session, editio
     assert "Thank you for being a member" in text(1) and "Become a member" not in text(1)
     for n in (2, 3):  # a former member and a reader who never joined
         assert "Become a member" in text(n) and "Thank you for being a member" not in text(n)
+
+
+def test_control_is_the_one_entry_for_every_send_button(session, edition, settings):
+    from newsletter import editions
+
+    assert delivery.control(session, edition.id, "pause", settings) == delivery.Controlled("pause", "draft", False)
+    assert delivery.control(session, edition.id, "send", settings).result is True
+    session.commit()
+    assert delivery.control(session, edition.id, "pause", settings) == delivery.Controlled("pause", "sending", True)
+    assert delivery.control(session, edition.id, "resend-failed", settings).result == 0
+    assert delivery.control(session, edition.id, "cancel", settings).result is True
+    with pytest.raises(editions.EditionNotFound):
+        delivery.control(session, 999_999, "send", settings)

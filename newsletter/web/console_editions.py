@@ -69,48 +69,52 @@ def progress(edition_id: int):
 @bp.post("/<int:edition_id>/send")
 @console_required
 def send(edition_id: int):
-    return _act(edition_id, lambda s: delivery.start_send(s, edition_id), "Sending started.")
+    return _act(edition_id, "send")
 
 
 @bp.post("/<int:edition_id>/pause")
 @console_required
 def pause(edition_id: int):
-    return _act(edition_id, lambda s: delivery.pause(s, edition_id), "Paused.")
+    return _act(edition_id, "pause")
 
 
 @bp.post("/<int:edition_id>/resume")
 @console_required
 def resume(edition_id: int):
-    settings = delivery.SendSettings.from_config(current_app.config)
-    return _act(edition_id, lambda s: delivery.resume(s, edition_id, settings), "Sending again.")
+    return _act(edition_id, "resume")
 
 
 @bp.post("/<int:edition_id>/cancel")
 @console_required
 def cancel(edition_id: int):
-    return _act(edition_id, lambda s: delivery.cancel(s, edition_id), "Cancelled.")
+    return _act(edition_id, "cancel")
 
 
 @bp.post("/<int:edition_id>/resend-failed")
 @console_required
 def resend_failed(edition_id: int):
+    return _act(edition_id, "resend-failed")
+
+
+DONE = {"send": "Sending started.", "pause": "Paused.", "resume": "Sending again.", "cancel": "Cancelled."}
+
+
+def _act(edition_id: int, action: str):
+    """Run one send control, say what came of it, and go back to the edition's page."""
     session = db.session()
-    _edition(edition_id)
-    settings = delivery.SendSettings.from_config(current_app.config)
-    count = delivery.resend_failed(session, edition_id, settings)
+    try:
+        done = delivery.control(session, edition_id, action, delivery.SendSettings.from_config(current_app.config))
+    except editions.EditionNotFound:
+        abort(404)
     session.commit()
-    flash(f"{count} failed deliveries queued again." if count else "No failed deliveries to send again.")
+    flash(_said(done))
     return redirect(url_for(".show", edition_id=edition_id), 303)
 
 
-def _act(edition_id: int, call, done: str):
-    """Run one delivery control, say what came of it, and go back to the edition's page."""
-    session = db.session()
-    state = _edition(edition_id).state
-    changed = call(session)
-    session.commit()
-    flash(done if changed else f"Nothing changed: the edition is {state}.")
-    return redirect(url_for(".show", edition_id=edition_id), 303)
+def _said(done: delivery.Controlled) -> str:
+    if done.action == "resend-failed":
+        return f"{done.result} failed deliveries queued again." if done.result else "No failed deliveries to send again."
+    return DONE[done.action] if done.result else f"Nothing changed: the edition is {done.before}."
 
 
 def _edition(edition_id: int) -> Edition:

@@ -70,59 +70,50 @@ def show(edition_id: int):
 @bp.post("/<int:edition_id>/send")
 @operator_required
 def send(edition_id: int):
-    session = db.session()
-    state = _edition(edition_id).state
-    started = delivery.start_send(session, edition_id)
-    session.commit()
-    if not started and state == "cancelled":
+    done = _controlled(edition_id, "send")
+    if not done.result and done.before == "cancelled":
         error = RequestError("cancelled", f"Edition {edition_id} was cancelled; create a new one to send.")
         return jsonify(error.as_json()), 409
-    return jsonify({"started": started} | _progress(edition_id)), 202
+    return jsonify({"started": done.result} | _progress(edition_id)), 202
 
 
 @bp.post("/<int:edition_id>/pause")
 @operator_required
 def pause(edition_id: int):
-    return _control(edition_id, lambda session: delivery.pause(session, edition_id))
+    return _control(edition_id, "pause")
 
 
 @bp.post("/<int:edition_id>/resume")
 @operator_required
 def resume(edition_id: int):
-    settings = delivery.SendSettings.from_config(current_app.config)
-    return _control(edition_id, lambda session: delivery.resume(session, edition_id, settings))
+    return _control(edition_id, "resume")
 
 
 @bp.post("/<int:edition_id>/cancel")
 @operator_required
 def cancel(edition_id: int):
-    return _control(edition_id, lambda session: delivery.cancel(session, edition_id))
+    return _control(edition_id, "cancel")
 
 
 @bp.post("/<int:edition_id>/resend-failed")
 @operator_required
 def resend_failed(edition_id: int):
+    return _control(edition_id, "resend-failed", "resent")
+
+
+def _control(edition_id: int, action: str, key: str = "changed"):
+    return jsonify({key: _controlled(edition_id, action).result} | _progress(edition_id))
+
+
+def _controlled(edition_id: int, action: str) -> delivery.Controlled:
+    """Run the send control (the console and the CLI run the same) and commit it."""
     session = db.session()
-    _edition(edition_id)
-    settings = delivery.SendSettings.from_config(current_app.config)
-    resent = delivery.resend_failed(session, edition_id, settings)
-    session.commit()
-    return jsonify({"resent": resent} | _progress(edition_id))
-
-
-def _control(edition_id: int, call):
-    session = db.session()
-    _edition(edition_id)
-    changed = call(session)
-    session.commit()
-    return jsonify({"changed": changed} | _progress(edition_id))
-
-
-def _edition(edition_id: int) -> Edition:
     try:
-        return editions.get(db.session(), edition_id)
+        done = delivery.control(session, edition_id, action, delivery.SendSettings.from_config(current_app.config))
     except editions.EditionNotFound:
         abort(404, description=f"No edition has the id {edition_id}.")
+    session.commit()
+    return done
 
 
 def _progress(edition_id: int) -> dict:
