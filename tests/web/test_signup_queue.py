@@ -133,3 +133,13 @@ def test_broker_down_answers_503_with_retry_after_and_queues_nothing(app_on_own_
     own_redis.start()  # back, empty: it kept nothing on disk
     assert post_json(client, {"email": "after@example.com", "consent": True}).status_code == 202
     assert queued_addresses(own_redis.url) == ["after@example.com"]
+
+
+def test_a_redis_restart_between_sign_ups_costs_none(app_on_own_redis, own_redis):
+    client = app_on_own_redis.test_client()
+    assert post_json(client, {"email": "before@example.com", "consent": True}).status_code == 202
+
+    own_redis.restart(down_for=0.1)  # the app's connections are closed, the script forgotten
+
+    assert post_json(client, {"email": "after@example.com", "consent": True}).status_code == 202
+    assert queued_addresses(own_redis.url) == ["after@example.com"]
