@@ -8,7 +8,9 @@ Starts the app under gunicorn itself, on a temporary instance folder, then drive
 (a) GET /healthz and (b) POST /api/v1/signups with a distinct address per request, each
 at --clients concurrent keep-alive connections, and prints requests/s, p50/p99 latency,
 errors and the ratio (b)/(a). The issue's goals: ratio >= 0.4, p99 <= 100 ms, no errors;
-the exit status is 1 when one is missed.
+the exit status is 1 when one is missed. Beside them, for a shared machine: the gunicorn
+workers' CPU per answered request (from /proc) and the 1-minute load average after
+each phase.
 
 Database: NEWSLETTER_DATABASE_URL, or a temporary SQLite file. A PostgreSQL URL names a
 *server*: the run creates a scratch database on it and drops it afterwards.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import os
 import platform
@@ -59,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         database = stack.enter_context(scratch_database(os.environ.get("NEWSLETTER_DATABASE_URL"), tmp))
         redis = stack.enter_context(redis_server(os.environ.get("NEWSLETTER_REDIS_URL"), tmp))
         migrate(database, tmp / "instance")
-        port = stack.enter_context(gunicorn(args, database, redis, tmp))
+        port, server = stack.enter_context(gunicorn(args, database, redis, tmp))
         print_setup(args, generator, database, redis)
-        rounds, warm_signups = measure(args, generator, port)
+        rounds, warm_signups = measure(args, generator, port, server)
         queued = count_queued(redis)
-    accepted = warm_signups + sum(pair[1].requests - pair[1].errors for pair in rounds)
+    accepted = warm_signups + sum(pair[1].result.requests - pair[1].result.errors for pair in rounds)
     return report(rounds, accepted, queued)
 
 
@@ -155,7 +158,8 @@ def server_env(database: str, redis: str, instance: Path) -> dict:
 
 @contextlib.contextmanager
 def gunicorn(args, database: str, redis: str, tmp: Path):
-    """The app under gunicorn (gthread: keep-alive connections), answering on the yielded port."""
+    """The app under gunicorn (gthread: keep-alive connections): yields its port and its
+    master's process id."""
     port = free_port()
     log = tmp / "gunicorn.log"
     cmd = [sys.executable, "-m", "gunicorn", "newsletter:create_app()", "--chdir", str(ROOT),
@@ -166,7 +170,7 @@ def gunicorn(args, database: str, redis: str, tmp: Path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_healthy(port, proc, log)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
@@ -195,7 +199,14 @@ def targets(port: int) -> tuple[load.Target, load.Target]:
     return bare, signup
 
 
-def measure(args, generator: str, port: int) -> tuple[list[list[load.Result]], int]:
+@dataclasses.dataclass
+class Phase:
+    result: load.Result
+    cpu_ms: float | None  # the gunicorn workers' CPU per answered request (None: no /proc)
+    load: float           # the 1-minute load average when the phase ended
+
+
+def measure(args, generator: str, port: int, server: int) -> tuple[list[list[Phase]], int]:
     """Warm both routes up, then alternate (a) and (b) for --rounds rounds.
 
     Returns [[a, b], …] and the sign-ups the warm-up sent. Every phase has a tag of its
@@ -207,9 +218,31 @@ def measure(args, generator: str, port: int) -> tuple[list[list[load.Result]], i
         for target in (bare, signup):
             warm = load.run(retagged(target, "warm"), args.clients, args.warmup, generator)
         warm_signups = warm.requests - warm.errors
-    rounds = [[load.run(retagged(target, f"r{i}"), args.clients, args.seconds, generator)
-               for target in (bare, signup)] for i in range(args.rounds)]
+    rounds = [[phase(retagged(target, f"r{i}"), args, generator, server) for target in (bare, signup)]
+              for i in range(args.rounds)]
     return rounds, warm_signups
+
+
+def phase(target: load.Target, args, generator: str, server: int) -> Phase:
+    before = workers_cpu_seconds(server)
+    result = load.run(target, args.clients, args.seconds, generator)
+    after = workers_cpu_seconds(server)
+    cpu_ms = (after - before) / result.requests * 1000 if before is not None and result.requests else None
+    return Phase(result, cpu_ms, os.getloadavg()[0])
+
+
+def workers_cpu_seconds(master: int) -> float | None:
+    """User and system CPU the gunicorn workers (the master's children) have used; None without /proc."""
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        return sum(_cpu_seconds(int(pid)) for pid in children)
+    except OSError:
+        return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def retagged(target: load.Target, suffix: str) -> load.Target:
@@ -231,7 +264,8 @@ def count_queued(redis: str) -> int:
 
 def print_setup(args, generator: str, database: str, redis: str) -> None:
     cpu = _cpu_model()
-    print(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
     print(f"machine:   {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
           f"Python {platform.python_version()}")
     print(f"server:    gunicorn, {args.workers} workers x {args.threads} threads (gthread, keep-alive)")
@@ -247,20 +281,28 @@ def print_setup(args, generator: str, database: str, redis: str) -> None:
 ROUTES = ("(a) GET /healthz", "(b) POST /api/v1/signups")
 
 
-def report(rounds: list[list[load.Result]], accepted: int, queued: int) -> int:
-    print(f"{'':33} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+def report(rounds: list[list[Phase]], accepted: int, queued: int) -> int:
+    print(f"{'':33} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'CPU ms':>7} {'load':>5}")
     for i, pair in enumerate(rounds, 1):
         label = f" round {i}" if len(rounds) > 1 else ""
-        for name, r in zip(ROUTES, pair):
-            print(f"{name + label:33} {r.requests:9d} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d}")
-    baseline, signups = (summary([pair[i] for pair in rounds]) for i in (0, 1))
+        for name, p in zip(ROUTES, pair):
+            r = p.result
+            print(f"{name + label:33} {r.requests:9d} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} "
+                  f"{r.errors:7d} {_ms(p.cpu_ms):>7} {p.load:5.1f}")
+    baseline, signups = (summary([pair[i].result for pair in rounds]) for i in (0, 1))
+    cpu = [_median([pair[i].cpu_ms for pair in rounds]) for i in (0, 1)]
     if len(rounds) > 1:
-        for name, r in zip(ROUTES, (baseline, signups)):
-            print(f"{name + ' median':33} {'':9} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d}")
+        for name, r, ms in zip(ROUTES, (baseline, signups), cpu):
+            print(f"{name + ' median':33} {'':9} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d} "
+                  f"{_ms(ms):>7}")
     print(f"client:    {signups.client}")
     # wrk stops counting when a phase ends; answers still in flight then are queued, not counted.
     print(f"queued:    {queued} sign-ups for a worker; {accepted} "
           "sign-ups answered 202 within the phases, warm-up included")
+    if None not in cpu:
+        print(f"CPU:       the workers' CPU per request, (a)/(b): {cpu[0] / cpu[1]:.2f} "
+              "(what the ratio would be if CPU alone were short)")
     print()
     return verdict(baseline, signups)
 
@@ -271,6 +313,14 @@ def summary(results: list[load.Result]) -> load.Result:
     return load.Result(requests=round(rate), errors=sum(r.errors for r in results), seconds=1.0,
                        p50_ms=statistics.median(r.p50_ms for r in results),
                        p99_ms=statistics.median(r.p99_ms for r in results), client=results[0].client)
+
+
+def _median(values: list[float | None]) -> float | None:
+    return None if None in values else statistics.median(values)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def verdict(baseline: load.Result, signups: load.Result) -> int:
