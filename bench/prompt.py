@@ -103,6 +103,7 @@ def parse_args(argv):
     p.add_argument("--readers", type=int, default=5000, help="returning readers the requests come from")
     p.add_argument("--stories", type=int, default=50, help="stories the requests name")
     p.add_argument("--rounds", type=int, default=1, help="measure (a) then (b) this many times; medians")
+    p.add_argument("--rules", help="a prompt rules file (default: the shipped newsletter/prompt_rules.json)")
     p.add_argument("--warmup", type=float, default=2, help="unmeasured seconds per route first")
     return p.parse_args(argv)
 
@@ -191,6 +192,8 @@ def gunicorn(args, database: str, redis: str, tmp: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | {
         "NEWSLETTER_DATABASE_URL": database, "NEWSLETTER_REDIS_URL": redis,
         "NEWSLETTER_INSTANCE_PATH": str(tmp / "instance")}
+    if args.rules:
+        env["NEWSLETTER_PROMPT_RULES"] = str(Path(args.rules).resolve())
     cmd = [sys.executable, "-m", "gunicorn", "newsletter:create_app()", "--chdir", str(ROOT),
            "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", "gthread",
            "--threads", str(args.threads), "--keep-alive", "75", "--backlog", "1024",
@@ -270,7 +273,7 @@ def print_setup(args, database: str) -> None:
           "Redis: a redis-server of the run's own (no persistence)")
     print(f"load:      wrk, {args.clients} connections, {args.seconds:g} s per phase, {args.rounds} round(s) after "
           f"{args.warmup:g} s warm-up per route; {args.readers} returning readers, {args.stories} stories, "
-          "the shipped rules")
+          f"rules {args.rules or 'shipped'}")
     print()
 
 

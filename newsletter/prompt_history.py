@@ -1,11 +1,12 @@
 """Reader history and prompt counters, kept in Redis.
 
-Per anonymous reader id, three keys, each bounded and expiring:
-- `prompt:reads:<id>`: sorted set, story slug -> when last read (distinct stories; the
-  decision gets only the count in each read window);
-- `prompt:shown:<id>`: sorted set of impressions, "<prompt id> <time>" -> time;
+Per anonymous reader id, keys each bounded and expiring:
+- `prompt:reads:<id>`: sorted set, story slug -> when last read (distinct stories);
+- `prompt:shown:<id>:<prompt id>`: sorted set of the prompt's impressions (time -> time);
 - `prompt:snooze:<id>`: hash, prompt id -> snoozed until (epoch seconds).
-Times are passed in (`now`), so tests choose the clock. Losing Redis loses only this.
+A page view reads only counts: stories in each read window, and per prompt its
+impressions in its cap window and the last one. Times are passed in (`now`), so tests
+choose the clock. Losing Redis loses only this.
 
 Per variant (or prompt without an experiment), the counters of the report:
 `prompt:stats:<id>` (a hash of counts) and `prompt:readers:<event>:<id>` (HyperLogLogs
@@ -14,6 +15,7 @@ of distinct reader ids: about 0.8 % error, 12 kB each at most).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 import redis
 
@@ -21,46 +23,82 @@ from newsletter.prompt_rules import Rules
 from newsletter.prompts import Decision, History
 
 MAX_READS = 200        # stories remembered per reader
-MAX_IMPRESSIONS = 100  # impressions remembered per reader
+MAX_IMPRESSIONS = 100  # impressions remembered per reader and prompt
 EVENTS = ("seen", "click", "dismiss")
 COUNTS = ("assigned", "impressions") + EVENTS
 
-
-# One round trip per page view: count the story read (KEYS[1], when ARGV[2] names one),
-# then answer the distinct stories read in each window (ARGV[6…], seconds), the
-# impressions since ARGV[5] seconds ago (members "<prompt id> <time>") and the snoozes.
+# One round trip per page view. KEYS: the reads, the snoozes, then each prompt's
+# impressions. ARGV[1] now, ARGV[2] the story read ('' for none), ARGV[3] the rules'
+# numbers packed in one argument (fewer to encode): seconds to keep, stories to keep,
+# how many read windows, the read windows, then each prompt's cap window (seconds).
 READ_SCRIPT = """
 local now = tonumber(ARGV[1])
+local n = {}
+for x in string.gmatch(ARGV[3], '%d+') do n[#n + 1] = tonumber(x) end
 if ARGV[2] ~= '' then
   redis.call('ZADD', KEYS[1], now, ARGV[2])
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -n[2] - 1)
+  redis.call('EXPIRE', KEYS[1], n[1])
+end
+local reads = {}
+for i = 4, 3 + n[3] do
+  reads[#reads + 1] = redis.call('ZCOUNT', KEYS[1], '(' .. (now - n[i]), '+inf')
+end
+local shown = {}
+for k = 3, #KEYS do
+  local last = redis.call('ZREVRANGE', KEYS[k], 0, 0, 'WITHSCORES')
+  shown[#shown + 1] = {redis.call('ZCOUNT', KEYS[k], '(' .. (now - n[n[3] + k + 1]), '+inf'), last[2] or '0'}
+end
+return {reads, shown, redis.call('HGETALL', KEYS[2])}
+"""
+
+# What a decision leaves: KEYS[1] the prompt's impressions for the reader (ARGV[1] the
+# time, '' when nothing was shown or the reader is not counted), KEYS[2] the counters,
+# KEYS[3] the distinct readers assigned (ARGV[4] the reader id, '' for none).
+RECORD_SCRIPT = """
+if ARGV[1] ~= '' then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
-local counts = {}
-for i = 6, #ARGV do
-  counts[#counts + 1] = redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[i])), '+inf')
-end
-local shown = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. (now - tonumber(ARGV[5])), '+inf')
-return {counts, shown, redis.call('HGETALL', KEYS[3])}
+if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[2], 'impressions', 1) end
+redis.call('HINCRBY', KEYS[2], 'assigned', 1)
+if ARGV[4] ~= '' then redis.call('PFADD', KEYS[3], ARGV[4]) end
+return 0
 """
 
 
-def _keys(reader_id: str) -> tuple[str, str, str]:
-    return f"prompt:reads:{reader_id}", f"prompt:shown:{reader_id}", f"prompt:snooze:{reader_id}"
+def _reads_key(reader_id: str) -> str:
+    return f"prompt:reads:{reader_id}"
+
+
+def _snooze_key(reader_id: str) -> str:
+    return f"prompt:snooze:{reader_id}"
+
+
+def _shown_key(reader_id: str, prompt_id: str) -> str:
+    return f"prompt:shown:{reader_id}:{prompt_id}"
 
 
 def record_read_and_load(r: redis.Redis, reader_id: str, slug: str | None, now: datetime, rules: Rules) -> History:
     """Count `slug` as read now (when given) and return the reader's history, in one round trip."""
+    keys = [_reads_key(reader_id), _snooze_key(reader_id)] + [_shown_key(reader_id, p.id) for p in rules.prompts]
+    reads, shown, snoozes = _script(r, READ_SCRIPT)(keys=keys, args=(now.timestamp(), slug or "", _numbers(rules)))
+    return history_from(rules, reads, shown, snoozes, now.timestamp())
+
+
+@lru_cache(maxsize=32)
+def _numbers(rules: Rules) -> bytes:
     windows = rules.read_windows
-    args = [now.timestamp(), slug or "", rules.history_days * 86400, MAX_READS, rules.impression_days * 86400]
-    script = r.register_script(READ_SCRIPT)  # EVALSHA; the script is sent again if Redis lost it
-    counts, shown, snoozes = script(keys=_keys(reader_id), args=args + [d * 86400 for d in windows])
-    return history_from(dict(zip(windows, counts)), shown, snoozes, now.timestamp())
+    caps = [p.cap_window_days * 86400 for p in rules.prompts]
+    numbers = [rules.history_days * 86400, MAX_READS, len(windows)] + [d * 86400 for d in windows] + caps
+    return " ".join(str(n) for n in numbers).encode()
 
 
-def stories_read(r: redis.Redis, reader_id: str, now: datetime, days: int) -> int:
-    """Distinct stories the reader read in the last `days` days."""
-    return r.zcount(_keys(reader_id)[0], f"({now.timestamp() - days * 86400}", "+inf")
+@lru_cache(maxsize=32)
+def _script(r: redis.Redis, source: str):
+    """The script object for `r`: sent as EVALSHA, and in full again if Redis lost it."""
+    return r.register_script(source)
 
 
 def load(r: redis.Redis, reader_id: str, now: datetime, rules: Rules) -> History:
@@ -68,31 +106,18 @@ def load(r: redis.Redis, reader_id: str, now: datetime, rules: Rules) -> History
     return record_read_and_load(r, reader_id, None, now, rules)
 
 
-def history_from(reads: dict[int, int], shown: list[bytes], snoozes: list[bytes], moment: float) -> History:
-    impressions: dict[str, list[float]] = {}
-    for member in shown:
-        prompt_id, _, at = member.decode().rpartition(" ")
-        impressions.setdefault(prompt_id, []).append(float(at))
+def stories_read(r: redis.Redis, reader_id: str, now: datetime, days: int) -> int:
+    """Distinct stories the reader read in the last `days` days."""
+    return r.zcount(_reads_key(reader_id), f"({now.timestamp() - days * 86400}", "+inf")
+
+
+def history_from(rules: Rules, reads: list, shown: list, snoozes: list, moment: float) -> History:
+    impressions = {p.id: (int(count), float(last)) for p, (count, last) in zip(rules.prompts, shown)
+                   if float(last)}
     pairs = zip(snoozes[::2], snoozes[1::2])
-    snoozed = frozenset(k.decode() for k, until in pairs if float(until) > moment)
-    return History(reads={d: int(n) for d, n in reads.items()},
-                   impressions={k: tuple(v) for k, v in impressions.items()}, snoozed=snoozed)
-
-
-# What a decision leaves: KEYS[1] the reader's impressions (ARGV[1] the member, ARGV[2] its
-# time; '' when nothing was shown), KEYS[2] the counters, KEYS[3] the distinct readers
-# assigned (ARGV[5] the reader id; '' for a reader not counted).
-RECORD_SCRIPT = """
-if ARGV[1] ~= '' then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('HINCRBY', KEYS[2], 'impressions', 1)
-end
-redis.call('HINCRBY', KEYS[2], 'assigned', 1)
-if ARGV[5] ~= '' then redis.call('PFADD', KEYS[3], ARGV[5]) end
-return 0
-"""
+    return History(reads=dict(zip(rules.read_windows, reads)),
+                   impressions=impressions,
+                   snoozed=frozenset(k.decode() for k, until in pairs if float(until) > moment))
 
 
 def record_decision(r: redis.Redis, reader_id: str | None, decision: Decision, now: datetime,
@@ -100,13 +125,12 @@ def record_decision(r: redis.Redis, reader_id: str | None, decision: Decision, n
     """Count what the slot decided: an impression for the reader, `assigned` for the variant."""
     if decision.prompt is None:
         return
-    counter, moment = counter_id(decision), now.timestamp()
-    shown = f"{decision.prompt.id} {moment:.6f}" if decision.show and reader_id else ""
-    keys = [f"prompt:shown:{reader_id}", f"prompt:stats:{counter}", f"prompt:readers:assigned:{counter}"]
-    args = [shown, moment, MAX_IMPRESSIONS, keep_days * 86400, reader_id or ""]
-    r.register_script(RECORD_SCRIPT)(keys=keys, args=args)
-    if decision.show and not reader_id:  # an impression for a reader whose history is not kept
-        r.hincrby(keys[1], "impressions", 1)
+    counter = counter_id(decision)
+    shown = f"{now.timestamp():.6f}" if decision.show and reader_id else ""
+    keys = [_shown_key(reader_id or "-", decision.prompt.id), f"prompt:stats:{counter}",
+            f"prompt:readers:assigned:{counter}"]
+    args = [shown, MAX_IMPRESSIONS, keep_days * 86400, reader_id or "", "1" if decision.show else ""]
+    _script(r, RECORD_SCRIPT)(keys=keys, args=args)
 
 
 def record_event(r: redis.Redis, reader_id: str | None, event: str, counter: str) -> None:
@@ -127,16 +151,16 @@ def snooze(r: redis.Redis, reader_id: str, prompt_id: str, now: datetime, days: 
     """Keep `prompt_id` away from the reader for `days` days (a dismissal)."""
     if days <= 0:
         return
-    _, _, key = _keys(reader_id)
     pipe = r.pipeline(transaction=False)
-    pipe.hset(key, prompt_id, now.timestamp() + days * 86400)
-    pipe.expire(key, keep_days * 86400)
+    pipe.hset(_snooze_key(reader_id), prompt_id, now.timestamp() + days * 86400)
+    pipe.expire(_snooze_key(reader_id), keep_days * 86400)
     pipe.execute()
 
 
 def forget(r: redis.Redis, reader_id: str) -> None:
-    """Delete everything kept about the reader (an opt-out)."""
-    r.delete(*_keys(reader_id))
+    """Delete everything kept about the reader (an opt-out), ended campaigns' impressions too."""
+    shown = list(r.scan_iter(match=_shown_key(reader_id, "*"), count=1000))
+    r.delete(_reads_key(reader_id), _snooze_key(reader_id), *shown)
 
 
 def counter_id(decision: Decision) -> str:

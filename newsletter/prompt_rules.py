@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -15,6 +16,7 @@ from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).with_name("prompt_rules.json")
 KINDS = ("membership", "newsletter", "update_card")
+PROMPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,50}")
 
 
 class InvalidRules(ValueError):
@@ -60,7 +62,7 @@ class Prompt:
         return self.min_reads > 0 or self.cap_impressions > 0 or self.min_gap_hours > 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per file version
 class Rules:
     version: str
     enabled: bool
@@ -76,11 +78,6 @@ class Rules:
     def read_windows(self) -> tuple[int, ...]:
         """The read windows (days) the prompts count stories in."""
         return tuple(sorted({p.read_window_days for p in self.prompts}))
-
-    @property
-    def impression_days(self) -> float:
-        """How far back impressions matter: the longest cap window or minimum gap."""
-        return max([max(p.cap_window_days, p.min_gap_hours / 24) for p in self.prompts], default=30)
 
     def owner(self, variant_id: str) -> Prompt | None:
         """The prompt a variant id, control id or (no experiment) prompt id belongs to."""
@@ -125,8 +122,8 @@ def parse_rules(data: dict) -> Rules:
 
 def parse_prompt(item: dict, index: int) -> Prompt:
     where = f"prompts[{index}]"
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-        raise InvalidRules(f"{where}: an object with a string `id` is needed")
+    if not isinstance(item, dict) or not PROMPT_ID.fullmatch(str(item.get("id"))):
+        raise InvalidRules(f"{where}.id: letters, digits, and . _ : - only")
     if item.get("kind") not in KINDS:
         raise InvalidRules(f"{where}.kind: one of {', '.join(KINDS)}")
     cap = item.get("frequency_cap") or {}

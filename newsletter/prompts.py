@@ -36,7 +36,8 @@ class History:
     """What the reader did before this page, as newsletter.prompt_history read it."""
 
     reads: dict[int, int] = field(default_factory=dict)   # window in days -> distinct stories read in it
-    impressions: dict[str, tuple[float, ...]] = field(default_factory=dict)  # prompt id -> times
+    # prompt id -> (impressions in its cap window, the last one's time)
+    impressions: dict[str, tuple[int, float]] = field(default_factory=dict)
     snoozed: frozenset[str] = frozenset()                              # prompt ids snoozed now
 
 
@@ -85,7 +86,7 @@ def eligible(prompt: Prompt, reader: ReaderContext, story: Story, history: Histo
             and story_allows(prompt, story) and prompt.id not in history.snoozed
             and (reader.counted or not prompt.needs_history)
             and history.reads.get(prompt.read_window_days, 0) >= prompt.min_reads
-            and under_cap(prompt, history.impressions.get(prompt.id, ()), now))
+            and under_cap(prompt, history.impressions.get(prompt.id, (0, 0.0)), now))
 
 
 def for_audience(prompt: Prompt, reader: ReaderContext, story: Story) -> bool:
@@ -109,16 +110,12 @@ def story_allows(prompt: Prompt, story: Story) -> bool:
     return not any(tag.casefold() in prompt.exclude_tags for tag in story.tags)
 
 
-def under_cap(prompt: Prompt, shown: tuple[float, ...], now: datetime) -> bool:
+def under_cap(prompt: Prompt, shown: tuple[int, float], now: datetime) -> bool:
     """Fewer than the cap's impressions in its window, and the minimum gap since the last."""
-    moment = now.timestamp()
-    if prompt.cap_impressions:
-        since = moment - prompt.cap_window_days * 86400
-        if sum(1 for t in shown if t > since) >= prompt.cap_impressions:
-            return False
-    if prompt.min_gap_hours and shown:
-        return moment - max(shown) >= prompt.min_gap_hours * 3600
-    return True
+    count, last = shown
+    if prompt.cap_impressions and count >= prompt.cap_impressions:
+        return False
+    return not (prompt.min_gap_hours and last) or now.timestamp() - last >= prompt.min_gap_hours * 3600
 
 
 def assigned(prompt: Prompt, reader: ReaderContext, articles_read: int) -> Decision:

@@ -34,15 +34,22 @@ def test_history_is_bounded_and_expires(broker):
     assert 30 * 86400 < broker.ttl(f"prompt:reads:{READER}") <= 31 * 86400
 
 
-def test_impressions_and_the_assigned_counters(broker):
+def test_impressions_per_prompt_in_the_cap_window_and_the_assigned_counters(broker):
     decision = prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0], articles_read=3)
-    prompt_history.record_decision(broker, READER, decision, NOW, 31)
-    prompt_history.record_decision(broker, READER, decision, NOW + timedelta(hours=1), 31)
+    for at in (NOW - timedelta(days=40), NOW, NOW + timedelta(hours=1)):
+        prompt_history.record_decision(broker, READER, decision, at, 41)
     history = prompt_history.load(broker, READER, NOW + timedelta(hours=2), RULES)
-    assert history.impressions == {"appeal": (NOW.timestamp(), (NOW + timedelta(hours=1)).timestamp())}
+    assert history.impressions == {"appeal": (2, (NOW + timedelta(hours=1)).timestamp())}
     counted = prompt_history.counts(broker, "exp:a")
-    assert counted["impressions"] == 2 and counted["assigned"] == 2 and counted["assigned_readers"] == 1
-    assert broker.ttl(f"prompt:shown:{READER}") > 0
+    assert counted["impressions"] == 3 and counted["assigned"] == 3 and counted["assigned_readers"] == 1
+    assert broker.ttl(f"prompt:shown:{READER}:appeal") > 40 * 86400
+
+
+def test_impressions_are_bounded(broker):
+    decision = prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0], articles_read=3)
+    for n in range(prompt_history.MAX_IMPRESSIONS + 5):
+        prompt_history.record_decision(broker, READER, decision, NOW + timedelta(seconds=n), 31)
+    assert broker.zcard(f"prompt:shown:{READER}:appeal") == prompt_history.MAX_IMPRESSIONS
 
 
 def test_the_control_is_assigned_but_makes_no_impression(broker):
@@ -71,5 +78,8 @@ def test_events_count_per_variant_and_distinct_readers(broker):
 def test_forget_removes_everything_about_the_reader(broker):
     prompt_history.record_read_and_load(broker, READER, "one", NOW, RULES)
     prompt_history.snooze(broker, READER, "appeal", NOW, 7, 31)
+    prompt_history.record_decision(broker, READER, prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0]),
+                                   NOW, 31)
+    broker.zadd(f"prompt:shown:{READER}:an-ended-campaign", {"1": 1})
     prompt_history.forget(broker, READER)
     assert broker.keys(f"prompt:*{READER}*") == []

@@ -49,18 +49,21 @@ def test_the_appeal_waits_for_three_stories_in_its_window():
 
 def test_the_frequency_cap_counts_impressions_in_its_window():
     active = rules(appeal())
-    shown = tuple(NOW.timestamp() - d * DAY for d in (1, 2, 3, 4))
-    assert decide(active, history=History(reads=reads(3), impressions={"appeal": shown})).kind is None
-    older = shown[:3] + (NOW.timestamp() - 31 * DAY,)
-    assert decide(active, history=History(reads=reads(3), impressions={"appeal": older})).kind == "membership"
+    last = NOW.timestamp() - DAY
+    assert decide(active, history=History(reads=reads(3), impressions={"appeal": (4, last)})).kind is None
+    assert decide(active, history=History(reads=reads(3), impressions={"appeal": (3, last)})).kind == "membership"
+    other = {"daily": (9, NOW.timestamp())}  # another prompt's impressions do not count
+    assert decide(active, history=History(reads=reads(3), impressions=other)).kind == "membership"
 
 
 def test_the_minimum_gap_between_two_impressions():
     active = rules(appeal(frequency_cap={"impressions": 10, "window_days": 30, "min_gap_hours": 24}))
     history = lambda hours_ago: History(reads=reads(3),  # noqa: E731
-                                        impressions={"appeal": (NOW.timestamp() - hours_ago * 3600,)})
+                                        impressions={"appeal": (1, NOW.timestamp() - hours_ago * 3600)})
     assert decide(active, history=history(23)).kind is None
     assert decide(active, history=history(24)).kind == "membership"
+    # An impression older than the cap window still sets the gap's start.
+    assert decide(active, history=History(reads=reads(3), impressions={"appeal": (0, NOW.timestamp())})).kind is None
 
 
 def test_a_snoozed_prompt_stays_away_and_the_next_one_may_show():
@@ -218,4 +221,5 @@ def test_history_is_kept_as_long_as_the_longest_window():
     active = rules(appeal(snooze_days=90), NEWSLETTER | {"read_window_days": 7})
     assert active.history_days == 91
     assert active.read_windows == (7, 30)
-    assert active.impression_days == 30
+    with pytest.raises(InvalidRules, match="id"):
+        rules({"id": "has space", "kind": "membership"})
