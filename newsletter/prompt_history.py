@@ -19,8 +19,8 @@ from functools import lru_cache
 
 import redis
 
-from newsletter.prompt_rules import Rules
-from newsletter.prompts import Decision, History
+from newsletter.prompt_rules import Prompt, Rules
+from newsletter.prompts import NOTHING, Decision, History
 
 MAX_READS = 200        # stories remembered per reader
 MAX_IMPRESSIONS = 100  # impressions remembered per reader and prompt
@@ -66,6 +66,78 @@ redis.call('HINCRBY', KEYS[2], 'assigned', 1)
 if ARGV[4] ~= '' then redis.call('PFADD', KEYS[3], ARGV[4]) end
 return 0
 """
+
+
+# A counted reader's page view in one round trip: count the story read, take the first
+# candidate (prompts.candidates, in order) that prompts.history_allows, and record it as
+# record_decision does. It mirrors those Python functions exactly; tests/test_prompt_history.py
+# checks the two against each other. KEYS: the reads, the snoozes, then per candidate its
+# impressions, its counters and its assigned readers. ARGV: now, the story, the reader id,
+# the numbers (seconds to keep, stories and impressions to keep), then per candidate
+# "id min_reads read_window cap cap_window gap show" (seconds; show 0 for the control).
+DECIDE_SCRIPT = """
+local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local keep, max_reads, max_shown = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZADD', KEYS[1], now, slug)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -max_reads - 1)
+redis.call('EXPIRE', KEYS[1], keep)
+for i = 7, #ARGV do
+  local c = {}
+  for x in string.gmatch(ARGV[i], '%S+') do c[#c + 1] = x end
+  local id, min_reads, window, cap = c[1], tonumber(c[2]), tonumber(c[3]), tonumber(c[4])
+  local cap_window, gap, show = tonumber(c[5]), tonumber(c[6]), c[7] == '1'
+  local shown, stats, readers = KEYS[3 * (i - 7) + 3], KEYS[3 * (i - 7) + 4], KEYS[3 * (i - 7) + 5]
+  local snoozed_until = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+  local reads = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
+  local ok = snoozed_until <= now and reads >= min_reads
+  if ok and cap > 0 then
+    ok = redis.call('ZCOUNT', shown, '(' .. (now - cap_window), '+inf') < cap
+  end
+  if ok and gap > 0 then
+    local last = redis.call('ZREVRANGE', shown, 0, 0, 'WITHSCORES')[2]
+    ok = last == nil or now - tonumber(last) >= gap
+  end
+  if ok then
+    if show then
+      redis.call('ZADD', shown, now, ARGV[1])
+      redis.call('ZREMRANGEBYRANK', shown, 0, -max_shown - 1)
+      redis.call('EXPIRE', shown, keep)
+      redis.call('HINCRBY', stats, 'impressions', 1)
+    end
+    redis.call('HINCRBY', stats, 'assigned', 1)
+    redis.call('PFADD', readers, reader)
+    return {i - 7, reads}
+  end
+end
+return {-1, 0}
+"""
+
+
+def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[Decision], now: datetime,
+                      rules: Rules) -> Decision:
+    """Count the story read, pick the first of `choices` the reader's history allows, record it."""
+    if not choices:
+        record_read_and_load(r, reader_id, slug, now, rules)
+        return NOTHING
+    keys = [_reads_key(reader_id), _snooze_key(reader_id)]
+    for choice in choices:
+        counter = counter_id(choice)
+        keys += [_shown_key(reader_id, choice.prompt.id), f"prompt:stats:{counter}",
+                 f"prompt:readers:assigned:{counter}"]
+    args = [f"{now.timestamp():.6f}", slug, reader_id, rules.history_days * 86400, MAX_READS, MAX_IMPRESSIONS]
+    args += [_candidate(choice.prompt, choice.show) for choice in choices]
+    index, reads = _script(r, DECIDE_SCRIPT)(keys=keys, args=args)
+    if index < 0:
+        return NOTHING
+    chosen = choices[index]
+    return Decision(chosen.prompt, chosen.variant, chosen.control, int(reads))
+
+
+@lru_cache(maxsize=256)
+def _candidate(prompt: Prompt, show: bool) -> bytes:
+    numbers = (prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
+               prompt.cap_window_days * 86400, int(prompt.min_gap_hours * 3600), int(show))
+    return " ".join([prompt.id] + [str(n) for n in numbers]).encode()
 
 
 def _reads_key(reader_id: str) -> str:

@@ -38,7 +38,7 @@ class Experiment:
     variants: tuple[Variant, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity, like Rules
 class Prompt:
     id: str
     kind: str

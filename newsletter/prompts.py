@@ -71,20 +71,31 @@ NOTHING = Decision()
 
 def prompt_decision(rules: Rules, reader: ReaderContext, story: Story, history: History,
                     now: datetime) -> Decision:
-    """The first prompt, by priority, whose rules let it show this reader on this story."""
-    if not rules.enabled or reader.bot or reader.state == "member":
-        return NOTHING
-    for prompt in rules.prompts:
-        if eligible(prompt, reader, story, history, now):
-            return assigned(prompt, reader, history.reads.get(prompt.read_window_days, 0))
+    """The first prompt, by priority, whose rules let it show this reader on this story.
+
+    In two steps: `candidates` (what needs no history) then `history_allows`.
+    newsletter.prompt_history runs the second step inside Redis for counted readers.
+    """
+    for decision in candidates(rules, reader, story, now):
+        if history_allows(decision.prompt, history, now):
+            return Decision(decision.prompt, decision.variant, decision.control,
+                            history.reads.get(decision.prompt.read_window_days, 0))
     return NOTHING
 
 
-def eligible(prompt: Prompt, reader: ReaderContext, story: Story, history: History, now: datetime) -> bool:
-    """Whether `prompt` may show: audience, dates, story, snooze, metering and cap."""
-    return (prompt.enabled and for_audience(prompt, reader, story) and running(prompt, now)
-            and story_allows(prompt, story) and prompt.id not in history.snoozed
-            and (reader.counted or not prompt.needs_history)
+def candidates(rules: Rules, reader: ReaderContext, story: Story, now: datetime) -> list[Decision]:
+    """The prompts that may show, by priority, each in the reader's bucket, before their history
+    is looked at: audience, dates, story, and for readers not counted only history-free ones."""
+    if not rules.enabled or reader.bot or reader.state == "member":
+        return []
+    return [assigned(prompt, reader, 0) for prompt in rules.prompts
+            if prompt.enabled and for_audience(prompt, reader, story) and running(prompt, now)
+            and story_allows(prompt, story) and (reader.counted or not prompt.needs_history)]
+
+
+def history_allows(prompt: Prompt, history: History, now: datetime) -> bool:
+    """Not snoozed, enough stories read in its window, under its frequency cap."""
+    return (prompt.id not in history.snoozed
             and history.reads.get(prompt.read_window_days, 0) >= prompt.min_reads
             and under_cap(prompt, history.impressions.get(prompt.id, (0, 0.0)), now))
 

@@ -1,7 +1,11 @@
 """Reader history and prompt counters in a real Redis, at chosen moments."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from newsletter import prompt_history, prompts
 from newsletter.prompt_rules import parse_rules
@@ -83,3 +87,65 @@ def test_forget_removes_everything_about_the_reader(broker):
     broker.zadd(f"prompt:shown:{READER}:an-ended-campaign", {"1": 1})
     prompt_history.forget(broker, READER)
     assert broker.keys(f"prompt:*{READER}*") == []
+
+
+# ---------------------------------------------------------------- Redis's decision is Python's
+
+PROMPT = st.fixed_dictionaries({
+    "min_reads": st.integers(0, 4), "read_window_days": st.sampled_from([1, 7, 30]),
+    "frequency_cap": st.fixed_dictionaries({"impressions": st.integers(0, 3), "window_days": st.sampled_from([1, 7]),
+                                            "min_gap_hours": st.sampled_from([0, 12, 48])}),
+    "snooze_days": st.sampled_from([0, 2]),
+})
+# Near the windows' and gaps' edges (1, 7, 30 days; 12 and 48 hours) as often as anywhere.
+DAYS_AGO = st.one_of(st.floats(0, 40, allow_nan=False),
+                     st.sampled_from([0.49, 0.51, 0.99, 1.01, 1.99, 2.01, 6.99, 7.01, 29.99, 30.01]))
+
+
+def one_prompt(min_reads=0, window=7, cap=0, cap_window=7, gap=0, snooze=0) -> list[dict]:
+    return [{"min_reads": min_reads, "read_window_days": window, "snooze_days": snooze,
+             "frequency_cap": {"impressions": cap, "window_days": cap_window, "min_gap_hours": gap}}]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(rules=one_prompt(gap=12), reads=[], shown=[(0, 0.51)], snoozed=[])           # just past the gap
+@example(rules=one_prompt(gap=12), reads=[], shown=[(0, 0.49)], snoozed=[])           # just inside it
+@example(rules=one_prompt(cap=2, cap_window=1), reads=[], shown=[(0, 0.2), (0, 1.01)], snoozed=[])
+@example(rules=one_prompt(cap=2, cap_window=1), reads=[], shown=[(0, 0.2), (0, 0.99)], snoozed=[])
+@example(rules=one_prompt(min_reads=3, window=7), reads=[1, 6.99], shown=[], snoozed=[])
+@example(rules=one_prompt(min_reads=3, window=7), reads=[1, 7.01], shown=[], snoozed=[])
+@example(rules=one_prompt() * 2, reads=[], shown=[], snoozed=[(0, 0.5), (1, -0.5)])
+@given(rules=st.lists(PROMPT, min_size=1, max_size=3), reads=st.lists(DAYS_AGO, max_size=6),
+       shown=st.lists(st.tuples(st.integers(0, 2), DAYS_AGO), max_size=5),
+       snoozed=st.lists(st.tuples(st.integers(0, 2), st.floats(-3, 3, allow_nan=False)), max_size=2))
+def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, shown, snoozed):
+    active = parse_rules({"version": "x", "prompts": [
+        p | {"id": f"p{i}", "kind": "membership", "priority": -i} for i, p in enumerate(rules)]})
+    python_reader, redis_reader = secrets.token_hex(16), secrets.token_hex(16)
+    for reader in (python_reader, redis_reader):
+        given_history(broker, active, reader, reads, shown, snoozed)
+    reader = prompts.ReaderContext(id=python_reader)
+    story = prompts.Story(slug="today")
+
+    history = prompt_history.record_read_and_load(broker, python_reader, "today", NOW, active)
+    in_python = prompts.prompt_decision(active, reader, story, history, NOW)
+    choices = prompts.candidates(active, reader, story, NOW)
+    in_redis = prompt_history.decide_and_record(broker, redis_reader, "today", choices, NOW, active)
+
+    assert (in_redis.prompt and in_redis.prompt.id, in_redis.articles_read) == \
+        (in_python.prompt and in_python.prompt.id, in_python.articles_read)
+    if in_redis.show:  # recorded as record_decision records it
+        after = prompt_history.load(broker, redis_reader, NOW, active).impressions[in_redis.prompt.id]
+        assert after[1] == NOW.timestamp()
+
+
+def given_history(broker, active, reader, reads, shown, snoozed) -> None:
+    for n, days in enumerate(reads):
+        prompt_history.record_read_and_load(broker, reader, f"story-{n}", NOW - timedelta(days=days), active)
+    for index, days in shown:
+        if index < len(active.prompts):
+            decision = prompts.Decision(prompt=active.prompts[index])
+            prompt_history.record_decision(broker, reader, decision, NOW - timedelta(days=days), 60)
+    for index, days in snoozed:
+        if index < len(active.prompts):
+            prompt_history.snooze(broker, reader, active.prompts[index].id, NOW + timedelta(days=days), 0.001, 60)

@@ -199,10 +199,12 @@ def slot(story: Story) -> Slot:
 
 
 def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> Decision:
-    history = History()
+    """A counted reader: the story read, the decision and its record in one Redis round trip.
+    Any other: decided without history, counted only in the variant's counters."""
+    choices = prompts.candidates(active, reader, story, now)
     if reader.counted:
-        history = prompt_history.record_read_and_load(store, reader.id, story.slug, now, active)
-    decision = prompts.prompt_decision(active, reader, story, history, now)
+        return prompt_history.decide_and_record(store, reader.id, story.slug, choices, now, active)
+    decision = prompts.prompt_decision(active, reader, story, History(), now)
     if store is not None and not reader.bot:
         prompt_history.record_decision(store, reader.id, decision, now, active.history_days)
     return decision
