@@ -19,6 +19,7 @@ NEWSLETTER_MAIL_CATCHER=1 beside it, and `catcher_in_use` counts that as the cat
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import secrets
 import smtplib
@@ -253,7 +254,7 @@ class SmtpSender:
 
     def _open(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        context = _tls_context() if s.implicit_tls or s.starttls else None
         try:
             if s.implicit_tls:
                 smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
@@ -376,3 +377,9 @@ def _envelope_headers(mail_from: str, rcpt_tos: list[str], data: bytes) -> bytes
     # One line each, whatever an address holds.
     return b"".join(f"{name}: {' '.join(value.split())}".encode() + linesep
                     for name, value in fields.items())
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the system's CA certificates costs ~50 ms: once per process, not per connection.
+    return ssl.create_default_context()
