@@ -117,17 +117,17 @@ def deliveries(history: History, rng: random.Random, secret: str) -> list[tuple[
     out = []
     for event in history.events:
         body = json.dumps(event).encode()
-        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        for _ in range(rng.choice([1, 1, 1, 1, 2, 3])):
             out.append((body, sign(body, secret, now - rng.randint(0, 120)), True))
         forgery = rng.random()
-        if forgery < 0.15:  # someone without the secret claims the subscription is active
+        if forgery < 0.1:  # someone without the secret claims the subscription is active
             forged = json.loads(body)
             forged["id"] = forged["id"].replace("evt_", "evt_forged")
             forged["data"]["object"]["status"] = "active"
             out.append((json.dumps(forged).encode(), sign(body, secret, now), False))
-        elif forgery < 0.3:
+        elif forgery < 0.18:
             out.append((body, sign(body, "whsec_not_the_secret", now), False))
-        elif forgery < 0.4:  # a genuine signature, replayed too late
+        elif forgery < 0.25:  # a genuine signature, replayed too late
             out.append((body.replace(b'"id": "evt_', b'"id": "evt_stale'), sign(
                 body.replace(b'"id": "evt_', b'"id": "evt_stale'), secret, now - 301 - rng.randint(0, 3600)), False))
     rng.shuffle(out)
