@@ -71,24 +71,29 @@ return 0
 # A counted reader's page view in one round trip: count the story read, take the first
 # candidate (prompts.candidates, in order) that prompts.history_allows, and record it as
 # record_decision does. It mirrors those Python functions exactly; tests/test_prompt_history.py
-# checks the two against each other. KEYS: the reads, the snoozes, then per candidate its
-# impressions, its counters and its assigned readers. ARGV: now, the story, the reader id,
-# the numbers (seconds to keep, stories and impressions to keep), then per candidate
-# "id min_reads read_window cap cap_window gap show" (seconds; show 0 for the control).
+# checks the two against each other. Four arguments (each one costs a request its
+# encoding): now, the story, the reader id, and the plan, one line of numbers (seconds to
+# keep, stories and impressions to keep) then one line per candidate, "prompt-id
+# counter-id min_reads read_window cap cap_window gap show" (seconds; show 0: the
+# control). The keys are made here from those ids, as the Python functions name them,
+# so the script needs a single Redis server, not a cluster.
 DECIDE_SCRIPT = """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local keep, max_reads, max_shown = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('ZADD', KEYS[1], now, slug)
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -max_reads - 1)
-redis.call('EXPIRE', KEYS[1], keep)
-for i = 7, #ARGV do
+local lines = {}
+for line in string.gmatch(ARGV[4], '[^\\n]+') do lines[#lines + 1] = line end
+local keep, max_reads, max_shown = string.match(lines[1], '(%d+) (%d+) (%d+)')
+local reads_key, snooze_key = 'prompt:reads:' .. reader, 'prompt:snooze:' .. reader
+redis.call('ZADD', reads_key, now, slug)
+redis.call('ZREMRANGEBYRANK', reads_key, 0, -tonumber(max_reads) - 1)
+redis.call('EXPIRE', reads_key, keep)
+for i = 2, #lines do
   local c = {}
-  for x in string.gmatch(ARGV[i], '%S+') do c[#c + 1] = x end
-  local id, min_reads, window, cap = c[1], tonumber(c[2]), tonumber(c[3]), tonumber(c[4])
-  local cap_window, gap, show = tonumber(c[5]), tonumber(c[6]), c[7] == '1'
-  local shown, stats, readers = KEYS[3 * (i - 7) + 3], KEYS[3 * (i - 7) + 4], KEYS[3 * (i - 7) + 5]
-  local snoozed_until = tonumber(redis.call('HGET', KEYS[2], id) or '0')
-  local reads = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')
+  for x in string.gmatch(lines[i], '%S+') do c[#c + 1] = x end
+  local id, counter, min_reads, window = c[1], c[2], tonumber(c[3]), tonumber(c[4])
+  local cap, cap_window, gap, show = tonumber(c[5]), tonumber(c[6]), tonumber(c[7]), c[8] == '1'
+  local shown = 'prompt:shown:' .. reader .. ':' .. id
+  local snoozed_until = tonumber(redis.call('HGET', snooze_key, id) or '0')
+  local reads = redis.call('ZCOUNT', reads_key, '(' .. (now - window), '+inf')
   local ok = snoozed_until <= now and reads >= min_reads
   if ok and cap > 0 then
     ok = redis.call('ZCOUNT', shown, '(' .. (now - cap_window), '+inf') < cap
@@ -100,13 +105,13 @@ for i = 7, #ARGV do
   if ok then
     if show then
       redis.call('ZADD', shown, now, ARGV[1])
-      redis.call('ZREMRANGEBYRANK', shown, 0, -max_shown - 1)
+      redis.call('ZREMRANGEBYRANK', shown, 0, -tonumber(max_shown) - 1)
       redis.call('EXPIRE', shown, keep)
-      redis.call('HINCRBY', stats, 'impressions', 1)
+      redis.call('HINCRBY', 'prompt:stats:' .. counter, 'impressions', 1)
     end
-    redis.call('HINCRBY', stats, 'assigned', 1)
-    redis.call('PFADD', readers, reader)
-    return {i - 7, reads}
+    redis.call('HINCRBY', 'prompt:stats:' .. counter, 'assigned', 1)
+    redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
+    return {i - 2, reads}
   end
 end
 return {-1, 0}
@@ -119,14 +124,8 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
     if not choices:
         record_read_and_load(r, reader_id, slug, now, rules)
         return NOTHING
-    keys = [_reads_key(reader_id), _snooze_key(reader_id)]
-    for choice in choices:
-        counter = counter_id(choice)
-        keys += [_shown_key(reader_id, choice.prompt.id), f"prompt:stats:{counter}",
-                 f"prompt:readers:assigned:{counter}"]
-    args = [f"{now.timestamp():.6f}", slug, reader_id, rules.history_days * 86400, MAX_READS, MAX_IMPRESSIONS]
-    args += [_candidate(choice.prompt, choice.show) for choice in choices]
-    index, reads = _script(r, DECIDE_SCRIPT)(keys=keys, args=args)
+    plan = _plan(rules, tuple((choice.prompt, counter_id(choice), choice.show) for choice in choices))
+    index, reads = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id, plan))
     if index < 0:
         return NOTHING
     chosen = choices[index]
@@ -134,10 +133,14 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
 
 
 @lru_cache(maxsize=256)
-def _candidate(prompt: Prompt, show: bool) -> bytes:
-    numbers = (prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
-               prompt.cap_window_days * 86400, int(prompt.min_gap_hours * 3600), int(show))
-    return " ".join([prompt.id] + [str(n) for n in numbers]).encode()
+def _plan(rules: Rules, choices: tuple[tuple[Prompt, str, bool], ...]) -> bytes:
+    """DECIDE_SCRIPT's fourth argument; a few differ per rules version (audiences, buckets)."""
+    lines = [f"{rules.history_days * 86400} {MAX_READS} {MAX_IMPRESSIONS}"]
+    for prompt, counter, show in choices:
+        numbers = (prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
+                   prompt.cap_window_days * 86400, int(prompt.min_gap_hours * 3600), int(show))
+        lines.append(" ".join([prompt.id, counter] + [str(n) for n in numbers]))
+    return "\n".join(lines).encode()
 
 
 def _reads_key(reader_id: str) -> str:
