@@ -128,3 +128,20 @@ def as_json(article: Article) -> dict:
         # The blocks in reading order, for clients that place captions where they stood.
         "body": list(article.body),
     }
+
+
+def lede_length(article: Article) -> int:
+    """Blocks up to and including the first paragraph: what a members-only story shows everyone."""
+    for index, block in enumerate(article.body):
+        if block["type"] == "paragraph":
+            return index + 1
+    return len(article.body)
+
+
+def members_preview(article: Article) -> dict:
+    """as_json for a reader who may not read the members-only `article`: its lede, no more."""
+    lede = article.body[:lede_length(article)]
+    return as_json(article) | {
+        "paragraphs": [b["text"] for b in lede if b["type"] == "paragraph"],
+        "images": [{"caption": b["caption"], "credit": b["credit"]} for b in lede if b["type"] == "image"],
+        "notes": [], "body": list(lede)}

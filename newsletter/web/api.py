@@ -6,7 +6,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from newsletter import articles, consent, db, limits, subscribers
 from newsletter.queue import QueueUnavailable
-from newsletter.web import requestinfo
+from newsletter.web import reader, requestinfo
 from newsletter.web.forms import SIGNUP_NOT_TAKEN, SIGNUP_RETRY_AFTER, FieldError, JsonSignup, json_signup
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -22,6 +22,8 @@ def article(slug: str):
         story = articles.get(db.session(), slug)
     except articles.ArticleNotFound:
         abort(404, description=f"No article has the slug {slug!r}.")
+    if story.access == "members" and not reader.reads_everything():
+        return jsonify(articles.members_preview(story))
     return jsonify(articles.as_json(story))
 
 

@@ -73,13 +73,14 @@ def cache_headers(response: Response, extras: dict) -> Response:
     return response
 
 
+def reads_everything() -> bool:
+    """Whether this request's reader may read members-only stories (members, in grace too)."""
+    return prompt_reader.reader_standing()[0] in READS_CLEAN
+
+
 @bp.app_template_filter("lede_length")
 def lede_length(article: Article) -> int:
-    """Blocks up to and including the first paragraph: what a members-only story shows everyone."""
-    for index, block in enumerate(article.body):
-        if block.get("type") == "paragraph":
-            return index + 1
-    return len(article.body)
+    return articles.lede_length(article)
 
 
 @bp.app_template_filter("paragraphs")

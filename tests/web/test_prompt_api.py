@@ -277,3 +277,15 @@ def test_the_report_for_the_console_needs_an_operator(app, client, stories):
     assert response.json["rules_version"] == "web-test"
     assert rows["exp:a"]["readers"] == 1 and rows["exp:a"]["impressions"] == 1
     assert rows["daily"]["impressions"] == 1
+
+
+def test_the_article_api_shows_non_members_the_lede_only(client, stories):
+    preview = client.get("/api/v1/articles/for-members")
+    assert preview.json["paragraphs"] == ["The lede everyone reads."] and preview.json["access"] == "members"
+    assert b"The part for members." not in preview.data
+
+
+def test_the_article_api_gives_members_the_whole_story(client, session, stories):
+    sign_in_member(client, session, "past_due")  # in the grace period: still a member's reading
+    whole = client.get("/api/v1/articles/for-members").json
+    assert whole["paragraphs"] == ["The lede everyone reads.", "The part for members."]
