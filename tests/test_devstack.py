@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import articles, create_app, db, devstack, mailcatcher
+from newsletter import articles, create_app, db, devservices, devstack, mailcatcher
 from newsletter.mailcatcher import free_port
 
 
@@ -119,7 +119,7 @@ def dev(tmp_path):
 
 def assert_nothing_left(dev_process: DevProcess, pids: dict[int, str]) -> None:
     assert len(pids) >= 6, f"expected web, worker, beat, 2 gunicorn workers, redis: {pids}"
-    alive = {pid: name for pid, name in pids.items() if devstack.alive(pid)}
+    alive = {pid: name for pid, name in pids.items() if devservices.alive(pid)}
     assert not alive, f"still running: {alive}"
     assert not processes_mentioning(str(dev_process.instance)), "processes left behind"
 
@@ -223,15 +223,15 @@ def test_first_start_loads_the_seeds_once(app):
 
 
 def test_embedded_redis_lives_only_inside_with(tmp_path):
-    with devstack.EmbeddedRedis(tmp_path / "instance" / "redis.rdb") as server:
+    with devservices.EmbeddedRedis(tmp_path / "instance" / "redis.rdb") as server:
         pid, socket_file = server.pid, server.url.removeprefix("unix://")
-        assert devstack.alive(pid)
+        assert devservices.alive(pid)
         from newsletter.redis_url import client
 
         c = client(server.url)
         c.set("k", "v")
         c.close()
-    assert not devstack.alive(pid)
+    assert not devservices.alive(pid)
     assert not os.path.exists(socket_file)
     assert (tmp_path / "instance" / "redis.rdb").is_file()
 
@@ -241,7 +241,7 @@ def test_the_catcher_server_in_the_stack_stores_in_the_apps_folder(tmp_path):
                       "REDIS_URL": "redis://127.0.0.1:1/0", "SMTP_URL": None})
     console = devstack.Console(io.StringIO())
     with contextlib.ExitStack() as stack:
-        env = devstack.start_services(app, stack, console)
+        env = devservices.start_services(app, stack, console)
         assert set(env) == {"NEWSLETTER_SMTP_URL", "NEWSLETTER_MAIL_CATCHER"}
         send_mail(env["NEWSLETTER_SMTP_URL"], "kept")
     assert [m.subject for m in mailcatcher.list_messages(tmp_path / "instance" / "mail")] == ["kept"]
