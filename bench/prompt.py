@@ -10,7 +10,8 @@ then drives (a) GET /healthz and (b) GET /api/v1/prompt?article=<slug> with wrk,
 returning readers (a `rid` cookie) and names one of the stories, both drawn at random, so
 the run mixes readers below the metering threshold, readers shown the appeal or the
 sign-up, and readers capped, as a site does; (a) sends the same headers. Prints requests/s,
-p50/p99 latency, errors, the ratio (b)/(a), and what the decisions were.
+p50/p99 latency, errors, the server's CPU time per request (gunicorn's workers, and Redis),
+the ratio (b)/(a), and what the decisions were.
 The issue's goals: ratio >= 0.7, p99 (b) <= 20 ms, no errors; exit status 1 when one is missed.
 
 Database: NEWSLETTER_DATABASE_URL (a PostgreSQL URL names a *server*: the run creates a
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,11 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nlbench-prompt-")))
         database = stack.enter_context(scratch_database(os.environ.get("NEWSLETTER_DATABASE_URL"), tmp))
-        redis = stack.enter_context(redis_server())
+        redis, redis_pid = stack.enter_context(redis_server())
         seed(database, tmp / "instance", args.stories)
-        port = stack.enter_context(gunicorn(args, database, redis, tmp))
+        port, master = stack.enter_context(gunicorn(args, database, redis, tmp))
         print_setup(args, database)
-        rounds = measure(args, port)
+        server = Server(workers=children(master), redis=redis_pid)
+        rounds = measure(args, port, server)
         decisions = decision_counts(redis)
     return report(rounds, decisions)
 
@@ -143,7 +146,7 @@ def redis_server():
     url = f"redis://127.0.0.1:{port}/0"
     try:
         wait_for_redis(url, proc)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -201,7 +204,7 @@ def gunicorn(args, database: str, redis: str, tmp: Path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_healthy(port, proc, log)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(30)
@@ -238,12 +241,49 @@ def run_wrk(port: int, route: str, args, seconds: float) -> load.Result:
                        p99_ms=data["p99_us"] / 1000, client=f"wrk, {threads} threads")
 
 
-def measure(args, port: int) -> list[list[load.Result]]:
+@dataclass
+class Server:
+    """The processes whose CPU time a phase costs: gunicorn's workers and Redis."""
+
+    workers: list[int]
+    redis: int
+
+    def cpu(self) -> tuple[float, float]:
+        return sum(cpu_seconds(pid) for pid in self.workers), cpu_seconds(self.redis)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(port: int, route: str, args, server: Server) -> load.Result:
+    """One phase, with the server's CPU time per answered request (ms) on the result."""
+    before = server.cpu()
+    result = run_wrk(port, route, args, args.seconds)
+    after = server.cpu()
+    answered = max(result.requests, 1)
+    result.app_cpu_ms = (after[0] - before[0]) / answered * 1000
+    result.redis_cpu_ms = (after[1] - before[1]) / answered * 1000
+    return result
+
+
+def measure(args, port: int, server: Server) -> list[list[load.Result]]:
     if args.warmup:
         for route in ("bare", "prompt"):
             run_wrk(port, route, args, args.warmup)
-    return [[run_wrk(port, route, args, args.seconds) for route in ("bare", "prompt")]
-            for _ in range(args.rounds)]
+    return [[measured(port, route, args, server) for route in ("bare", "prompt")] for _ in range(args.rounds)]
 
 
 def decision_counts(redis: str) -> dict[str, int]:
@@ -278,13 +318,19 @@ def print_setup(args, database: str) -> None:
 
 
 def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
-    print(f"{'':30} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'':30} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'app CPU ms/req':>15} {'Redis CPU ms/req':>17}")
     for i, pair in enumerate(rounds, 1):
         label = f" round {i}" if len(rounds) > 1 else ""
         for name, r in zip(ROUTES, pair):
-            print(f"{name + label:30} {r.requests:9d} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d}")
+            print(f"{name + label:30} {r.requests:9d} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d} "
+                  f"{r.app_cpu_ms:15.3f} {r.redis_cpu_ms:17.3f}")
     bare, prompt = (median([pair[i] for pair in rounds]) for i in (0, 1))
+    cpu_ratio = bare.app_cpu_ms / prompt.app_cpu_ms if prompt.app_cpu_ms else 0.0
     print("shown:     " + ", ".join(f"{k} {v}" for k, v in decisions.items()) + " (warm-up included)")
+    print(f"server CPU per request, medians: (a) {bare.app_cpu_ms:.3f} ms, (b) {prompt.app_cpu_ms:.3f} ms "
+          f"+ {prompt.redis_cpu_ms:.3f} ms in Redis; (a)/(b) app CPU {cpu_ratio:.2f} (what the ratio would be "
+          "if the app alone had the CPUs)")
     print()
     ratio = prompt.rate / bare.rate if bare.rate else 0.0
     errors = bare.errors + prompt.errors
@@ -297,10 +343,13 @@ def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
 
 
 def median(results: list[load.Result]) -> load.Result:
-    return load.Result(requests=round(statistics.median(r.rate for r in results)),
-                       errors=sum(r.errors for r in results), seconds=1.0,
-                       p50_ms=statistics.median(r.p50_ms for r in results),
-                       p99_ms=statistics.median(r.p99_ms for r in results), client=results[0].client)
+    summary = load.Result(requests=round(statistics.median(r.rate for r in results)),
+                          errors=sum(r.errors for r in results), seconds=1.0,
+                          p50_ms=statistics.median(r.p50_ms for r in results),
+                          p99_ms=statistics.median(r.p99_ms for r in results), client=results[0].client)
+    summary.app_cpu_ms = statistics.median(r.app_cpu_ms for r in results)
+    summary.redis_cpu_ms = statistics.median(r.redis_cpu_ms for r in results)
+    return summary
 
 
 def cpu_model() -> str:
