@@ -83,5 +83,6 @@ def insert_ignoring_duplicate(session: Session, model, values: dict, key: str) -
     True when this call inserted the row.
     """
     insert = _INSERTS[session.get_bind().dialect.name]
-    result = session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=[key]))
-    return result.rowcount == 1
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy.
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
+    return session.execute(statement.returning(getattr(model, key))).first() is not None
