@@ -300,6 +300,10 @@ def report(rounds: list[list[Phase]], accepted: int, queued: int) -> int:
     # wrk stops counting when a phase ends; answers still in flight then are queued, not counted.
     print(f"queued:    {queued} sign-ups for a worker; {accepted} "
           "sign-ups answered 202 within the phases, warm-up included")
+    if len(rounds) > 1:
+        # On a shared machine the load moves between phases: each round's own ratio shows how far.
+        print("rounds:    ratio (b)/(a) of each round: "
+              + " ".join(f"{b.result.rate / a.result.rate:.2f}" for a, b in rounds if a.result.rate))
     if None not in cpu:
         print(f"CPU:       the workers' CPU per request, (a)/(b): {cpu[0] / cpu[1]:.2f} "
               "(what the ratio would be if CPU alone were short)")
