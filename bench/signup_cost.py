@@ -24,8 +24,8 @@ from pathlib import Path
 import signup  # bench/signup.py, beside this file: the same stack and its settings
 from newsletter import create_app, db
 
-PREFIXES = ("newsletter/", "flask_limiter/", "limits/", "kombu/messaging", "celery/app/base",
-            "sqlalchemy/orm/session", "email_validator/")
+PREFIXES = ("newsletter/", "flask_limiter/", "limits/", "redis/connection", "kombu/messaging",
+            "celery/app/base", "email_validator/")
 
 
 def main() -> None:
