@@ -20,6 +20,7 @@ from functools import lru_cache
 import redis
 
 from newsletter.prompt_rules import Prompt, Rules
+from newsletter.redis_script import ThreadScript
 from newsletter.prompts import NOTHING, Decision, History
 
 MAX_READS = 200        # stories remembered per reader
@@ -171,9 +172,9 @@ def _numbers(rules: Rules) -> bytes:
 
 
 @lru_cache(maxsize=32)
-def _script(r: redis.Redis, source: str):
-    """The script object for `r`: sent as EVALSHA, and in full again if Redis lost it."""
-    return r.register_script(source)
+def _script(r: redis.Redis, source: str) -> ThreadScript:
+    """The script for `r`: EVALSHA on a connection per thread, in full again if Redis lost it."""
+    return ThreadScript(r, source)
 
 
 def load(r: redis.Redis, reader_id: str, now: datetime, rules: Rules) -> History:
