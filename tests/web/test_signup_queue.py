@@ -143,3 +143,24 @@ def test_a_redis_restart_between_sign_ups_costs_none(app_on_own_redis, own_redis
 
     assert post_json(client, {"email": "after@example.com", "consent": True}).status_code == 202
     assert queued_addresses(own_redis.url) == ["after@example.com"]
+
+
+def test_a_sign_up_takes_one_redis_command(app_on_own_redis, own_redis):
+    """The limits are counted and the message pushed by one script (newsletter.signup_gate)."""
+    client = app_on_own_redis.test_client()
+    assert post_json(client, {"email": "first@example.com", "consent": True}).status_code == 202
+    r = redis_client(own_redis.url)
+    try:
+        r.config_resetstat()
+        assert post_json(client, {"email": "reader@example.com", "consent": True}).status_code == 202
+        stats = r.info("commandstats")
+    finally:
+        r.close()
+
+    calls = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()
+             if not name.startswith(("cmdstat_config", "cmdstat_info"))}
+    # The script's own commands are counted too: three limits counted, the message pushed.
+    assert calls.pop("evalsha") == 1
+    assert calls.pop("lpush") == 1 and calls.pop("incr") == 3
+    assert set(calls) <= {"expire", "ttl"}
+    assert queued_addresses(own_redis.url) == ["first@example.com", "reader@example.com"]
