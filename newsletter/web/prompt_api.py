@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from newsletter import articles, db, prompt_history, prompt_report, prompts
 from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
+from newsletter.redis_script import REDIS_DOWN
 from newsletter.web import prompt_reader, requestinfo
 from newsletter.web.auth import operator_required
 
@@ -44,10 +45,14 @@ def prompt_events():
     except prompts.InvalidEvent as error:
         return jsonify(error={"code": "invalid", "field": "variant", "message": str(error)}), 422
     store = prompt_reader.redis_client(current_app)
-    if store is not None:
+    if store is None:
+        return "", 204
+    try:
         prompt_history.record_event(store, reader_id, event, variant)
         if event == "dismiss" and reader_id is not None:
             prompt_history.snooze(store, reader_id, target.id, utcnow(), target.snooze_days, rules.history_days)
+    except REDIS_DOWN as error:  # a lost event is a lost count, not an error for the reader
+        current_app.logger.warning("prompt event not counted: Redis did not answer (%s)", error)
     return "", 204
 
 
