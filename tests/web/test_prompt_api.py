@@ -7,10 +7,12 @@ import secrets
 from datetime import timedelta
 
 import pytest
+import redis
 import time_machine
 from itsdangerous import URLSafeTimedSerializer
 
 from newsletter import memberships, prompt_history
+from newsletter.mailcatcher import free_port
 from newsletter.models import Membership, utcnow
 from newsletter.web import member_session
 from tests.factories import make_article, paragraph
@@ -289,3 +291,12 @@ def test_the_article_api_gives_members_the_whole_story(client, session, stories)
     sign_in_member(client, session, "past_due")  # in the grace period: still a member's reading
     whole = client.get("/api/v1/articles/for-members").json
     assert whole["paragraphs"] == ["The lede everyone reads.", "The part for members."]
+
+
+def test_without_an_answering_redis_the_slot_is_empty_and_pages_still_answer(app, client, stories):
+    nobody_listens = free_port()  # a loopback port with no server on it
+    app.extensions["newsletter.prompt_redis"] = redis.Redis(port=nobody_listens, socket_timeout=0.5,
+                                                            socket_connect_timeout=0.5)
+    assert ask(client, stories[0]).json == {"show": False, "prompt": None, "variant": None, "html": ""}
+    assert client.get(f"/articles/{stories[0]}").status_code == 200
+    assert event(client, "seen", "daily", prompt="newsletter").status_code == 204
