@@ -8,7 +8,7 @@ request (Celery building the message, kombu serialising it, a new redis-py clien
 each publish), and a round trip of its own after the limit check's (docs/performance.md).
 Here the message is a small dict serialised with json (queue.redis_message), pushed by
 the Lua script that counts the limits (loaded once, then EVALSHA) on a Redis connection
-each thread keeps (GateScript).
+each thread keeps (newsletter.redis_script.ThreadScript).
 
 The counters are fixed windows (Flask-Limiter's strategy for these limits, under its
 `LIMITS:` keys): the script counts the request against each limit in turn and stops at
@@ -19,11 +19,8 @@ the counters' Redis does not answer they are counted in process memory. No REDIS
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import os
-import threading
 import time
 
 import redis
@@ -32,6 +29,7 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from newsletter import queue
+from newsletter.redis_script import REDIS_DOWN, ThreadScript
 from newsletter.redis_url import for_redis_py
 
 log = logging.getLogger(__name__)
@@ -40,7 +38,6 @@ Counted = list[tuple[RateLimitItem, tuple[str, ...]]]  # a limit and whose count
 
 # Redis socket timeouts keep a hung Redis from hanging requests.
 REDIS_TIMEOUTS = {"socket_connect_timeout": 1, "socket_timeout": 1}
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 # After the counters' Redis failed to answer, sign-ups are counted in process memory this
 # long before it is asked again.
 REDIS_BACKOFF = 10
@@ -74,7 +71,7 @@ class SignupGate:
 
     def __init__(self, broker: redis.Redis | None, counters: redis.Redis | None) -> None:
         self.broker, self.counters = broker, counters
-        self.scripts = {id(c): GateScript(c) for c in (broker, counters) if c}
+        self.scripts = {id(c): ThreadScript(c, GATE_SCRIPT) for c in (broker, counters) if c}
         self.memory: FixedWindowRateLimiter | None = None
         self.counters_away_until = 0.0
 
@@ -137,7 +134,7 @@ class SignupGate:
         if message is not None:
             keys.append(queue.DEFAULT_QUEUE)
             args.append(message)
-        return self.scripts[id(client)](keys, args)
+        return int(self.scripts[id(client)](keys, args))
 
     def _counters_answering(self) -> bool:
         return time.monotonic() >= self.counters_away_until
@@ -150,49 +147,3 @@ class SignupGate:
                 reset = self.memory.get_window_stats(item, *ids).reset_time
                 return max(1, math.ceil(reset - time.time()))
         return 0
-
-
-class GateScript:
-    """GATE_SCRIPT run on one Redis connection per thread, past redis-py's client.
-
-    redis-py wraps each command in its pool's checkout and return, retries, metrics and
-    events: about 0.05 ms of CPU, a twentieth of a sign-up (docs/performance.md). The
-    connections are still redis-py's (protocol, timeouts, AUTH and SELECT), taken from
-    the client's pool for good, so closing the pool closes them.
-    """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.pool = client.connection_pool
-        self.sha = hashlib.sha1(GATE_SCRIPT.encode()).hexdigest()
-        self.local = threading.local()
-
-    def __call__(self, keys: list, args: list) -> int:
-        try:
-            return self._evalsha(keys, args)
-        except redis.exceptions.ConnectionError:
-            # Redis closed the connection since its last use (a restart, an idle
-            # timeout): try once more on a new one.
-            return self._evalsha(keys, args)
-
-    def _evalsha(self, keys: list, args: list) -> int:
-        connection = self._connection()
-        try:
-            try:
-                return int(self._command(connection, "EVALSHA", self.sha, len(keys), *keys, *args))
-            except redis.exceptions.NoScriptError:  # a new Redis, or one restarted since
-                self._command(connection, "SCRIPT", "LOAD", GATE_SCRIPT)
-                return int(self._command(connection, "EVALSHA", self.sha, len(keys), *keys, *args))
-        except REDIS_DOWN:
-            connection.disconnect()
-            raise
-
-    @staticmethod
-    def _command(connection, *args):
-        connection.send_command(*args)
-        return connection.read_response()
-
-    def _connection(self):
-        connection = getattr(self.local, "connection", None)
-        if connection is None or connection.pid != os.getpid():  # none yet, or forked since
-            connection = self.local.connection = self.pool.get_connection()
-        return connection
