@@ -10,17 +10,15 @@ import hashlib
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from newsletter import db
 from newsletter.models import ConsentRecord, ConsentText, Subscriber, utcnow
 
 DEFAULT_CONSENT_TEXT = ("I agree to receive the Daily Edition by email and accept the "
                         "newsletter terms.")
 ACTIONS = ("signup", "confirm", "import", "resubscribe", "unsubscribe")
 SOURCES = ("form", "api", "import", "mail")
-_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 @dataclass(frozen=True)
@@ -52,8 +50,7 @@ def wording_version(session: Session, text: str) -> str:
     """The version (SHA-256) of `text`, storing the wording the first time it is seen."""
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if session.get(ConsentText, version) is None:
-        insert_ignoring_duplicate(session, ConsentText, {"version": version, "text": text},
-                                  "version")
+        db.insert_ignoring_duplicate(session, ConsentText, {"version": version, "text": text}, "version")
     return version
 
 
@@ -76,13 +73,3 @@ def record_consent(session: Session, subscriber: Subscriber, action: str,
     session.flush()
     return record
 
-
-def insert_ignoring_duplicate(session: Session, model, values: dict, key: str) -> bool:
-    """INSERT … ON CONFLICT (key) DO NOTHING, on both our databases: a lost race is no error.
-
-    True when this call inserted the row.
-    """
-    insert = _INSERTS[session.get_bind().dialect.name]
-    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy.
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-    return session.execute(statement.returning(getattr(model, key))).first() is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, g
 from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -24,6 +25,22 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def dialect_insert(session: Session, model):
+    """INSERT for the session's database, with its ON CONFLICT clause (both of ours have one)."""
+    return _INSERTS[session.get_bind().dialect.name](model)
+
+
+def insert_ignoring_duplicate(session: Session, model, values: dict, key: str) -> bool:
+    """INSERT … ON CONFLICT (key) DO NOTHING: a lost race is no error. True when this call
+    inserted the row."""
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy.
+    statement = dialect_insert(session, model).values(**values).on_conflict_do_nothing(index_elements=[key])
+    return session.execute(statement.returning(getattr(model, key))).first() is not None
 
 
 def engine_url(url: str):

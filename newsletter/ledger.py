@@ -23,13 +23,12 @@ from datetime import datetime
 from typing import Iterable
 
 from sqlalchemy import and_, bindparam, case, exists, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from newsletter import db
 from newsletter.models import Delivery, Edition, Subscriber, Suppression, UTCDateTime
 
 QUEUED, RUNNING = "q", "w"
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _ERROR_LENGTH = 500
 
 
@@ -61,8 +60,7 @@ def plan_chunk(session: Session, edition_id: int, after: int, upto: int, token: 
     ).order_by(Subscriber.id)
     columns = ["edition_id", "subscriber_id", "state", "attempts", "last_error", "claimed_by",
                "claimed_until", "updated_at"]
-    insert = _INSERTS[session.get_bind().dialect.name]
-    statement = (insert(Delivery).from_select(columns, receiving)
+    statement = (db.dialect_insert(session, Delivery).from_select(columns, receiving)
                  .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
                  .returning(Delivery.id))
     return list(session.scalars(statement))

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from newsletter import queue
-from newsletter.consent import insert_ignoring_duplicate
+from newsletter.db import insert_ignoring_duplicate
 from newsletter.models import StripeEvent
 
 HANDLED = frozenset({

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from newsletter import emails, links
 from newsletter.addresses import email_hash
-from newsletter.consent import ConsentContext, insert_ignoring_duplicate, record_consent
+from newsletter.consent import ConsentContext, record_consent
+from newsletter.db import insert_ignoring_duplicate
 from newsletter.models import (ConfirmationToken, ConsentRecord, ConsentText, Subscriber,
                                Suppression, utcnow)
 from newsletter.queue import enqueue

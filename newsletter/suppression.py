@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Mapping, TextIO
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter import addresses, consent, subscribers
+from newsletter import addresses, consent, db, subscribers
 from newsletter.models import BounceEvent, Subscriber, Suppression, utcnow
 
 KINDS = ("hard", "soft", "complaint")
@@ -119,7 +119,7 @@ def _suppress(session: Session, email_hash: str, reason: str) -> tuple[Suppressi
     if existing is not None:
         return existing, False
     # A concurrent report may insert the same hash: that is no error.
-    consent.insert_ignoring_duplicate(
+    db.insert_ignoring_duplicate(
         session, Suppression, {"email_hash": email_hash, "reason": reason}, "email_hash")
     return _suppression(session, email_hash), True
 

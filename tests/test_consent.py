@@ -12,7 +12,8 @@ from newsletter import db
 from newsletter.addresses import email_hash
 from newsletter.config import DEFAULTS
 from newsletter.consent import (DEFAULT_CONSENT_TEXT, ConsentContext, configured_text,
-                                insert_ignoring_duplicate, record_consent, wording_version)
+                                record_consent, wording_version)
+from newsletter.db import insert_ignoring_duplicate
 from newsletter.models import ConsentRecord, ConsentText, Subscriber
 
 
