@@ -17,7 +17,7 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
-from newsletter import db, memberships
+from newsletter import db, memberships, stripe_events
 from newsletter.billing import Billing
 from newsletter.models import Membership, StripeEvent, utcnow
 from newsletter.stripe_sandbox import sign
@@ -53,14 +53,14 @@ class History:
         self.seen = len(sandbox.store.events)
         self.events: list[dict] = []
 
-    def begin(self, app, billing, n: int) -> None:
+    def begin(self, app, billing, price_id: str, n: int) -> None:
         with app.app_context():
             session = db.session()
             reader = memberships.new_reader(session)
             session.commit()
             urls = {"success": "http://newsletter.test/s?session_id={CHECKOUT_SESSION_ID}",
                     "cancel": "http://newsletter.test/c"}
-            url = memberships.start_checkout(session, billing, reader, billing.price_id(), urls,
+            url = memberships.start_checkout(session, billing, reader, price_id, urls,
                                              memberships.Attribution(variant=f"v{n % 3}"), utcnow())
         paid = self.sandbox.pay_checkout(url.rsplit("/", 1)[1], email=f"reader{n}@example.com")
         self.subscription, self.customer = paid["subscription"], paid["customer"]
@@ -115,7 +115,10 @@ def deliveries(history: History, rng: random.Random, secret: str) -> list[tuple[
     """(body, Stripe-Signature, genuine) in a random order: repeats, forgeries, stale ones."""
     now = int(time.time())
     out = []
-    for event in history.events:
+    # A Stripe endpoint gets the types it subscribes to (docs/membership.md); now and then
+    # another type comes too, and must be taken and ignored.
+    wanted = [e for e in history.events if e["type"] in stripe_events.HANDLED or rng.random() < 0.1]
+    for event in wanted:
         body = json.dumps(event).encode()
         for _ in range(rng.choice([1, 1, 1, 1, 2, 3])):
             out.append((body, sign(body, secret, now - rng.randint(0, 120)), True))
@@ -136,12 +139,12 @@ def deliveries(history: History, rng: random.Random, secret: str) -> list[tuple[
 
 def test_random_event_sequences_end_in_the_true_state(app, client, billing, stripe_sandbox, stripe_client,
                                                        run_queued):
-    secret = stripe_sandbox.webhook_secret
+    secret, price_id = stripe_sandbox.webhook_secret, billing.price_id()
     for n in range(SEQUENCES):
         rng = random.Random(n)
         history = History(stripe_sandbox, stripe_client, rng)
-        history.begin(app, billing, n)
-        for action in rng.choices(ACTIONS, k=rng.randint(0, 4)):
+        history.begin(app, billing, price_id, n)
+        for action in rng.choices(ACTIONS, k=rng.randint(0, 3)):
             history.act(action)
         for body, header, genuine in deliveries(history, rng, secret):
             response = client.post("/stripe/webhook", data=body,
@@ -166,7 +169,8 @@ def check(app, history: History, n: int) -> None:
             f"sequence {n}: {[e['type'] for e in history.events]}"
         assert memberships.reader_state(session, row.reader_id, utcnow(), 7) == expected_state, f"sequence {n}"
         taken = set(session.scalars(select(StripeEvent.id)))
-        assert {e["id"] for e in history.events} <= taken, f"sequence {n}"
+        delivered = {e["id"] for e in history.events if e["type"] in stripe_events.HANDLED}
+        assert delivered <= taken, f"sequence {n}"
         assert not any(i.startswith(("evt_forged", "evt_stale")) for i in taken), f"sequence {n}: forgery taken"
         assert session.scalar(select(func.count()).select_from(StripeEvent)
                               .where(StripeEvent.processed_at.is_(None))) == 0, f"sequence {n}"
