@@ -201,6 +201,19 @@ def worker(app_config, tmp_path):
 SEED_DIR = Path(__file__).resolve().parent.parent / "seeds"
 
 
+# ---------------------------------------------------------------- the app over HTTP
+
+@pytest.fixture
+def live_server():
+    """A socket bound on 127.0.0.1:<free port> (tests.support.liveserver); a test starts
+    serving its app on it."""
+    from tests.support.liveserver import LiveServer
+
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
 # ---------------------------------------------------------------- Stripe
 
 @pytest.fixture
@@ -218,3 +231,13 @@ def stripe_settings(sandbox) -> dict:
     """The app configuration that points at `sandbox`."""
     return {"STRIPE_SECRET_KEY": sandbox.secret_key, "STRIPE_API_BASE": sandbox.url,
             "STRIPE_WEBHOOK_SECRET": sandbox.webhook_secret}
+
+
+def open_shop(app, runner, live_server, sandbox) -> None:
+    """The membership's plan made at `sandbox` (`newsletter stripe sync`), the app served on
+    `live_server`, and the sandbox's webhooks pointed at it."""
+    result = runner.invoke(args=["stripe", "sync"])
+    assert result.exit_code == 0, result.output
+    if live_server.thread is None:
+        live_server.start(app)
+    sandbox.set_webhook(f"{live_server.url}/stripe/webhook")

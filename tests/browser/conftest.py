@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support import browser as chromium
-from tests.support.liveserver import LiveServer
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -18,14 +17,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"report_{report.when}", report)
-
-
-@pytest.fixture
-def live_server():
-    """A socket bound on 127.0.0.1:<free port>; `live_app` starts serving on it."""
-    server = LiveServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

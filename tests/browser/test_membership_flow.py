@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from newsletter import db, memberships
 from newsletter.models import Membership, Reader, StripeEvent, utcnow
-from tests.conftest import stripe_settings
+from tests.conftest import open_shop, stripe_settings
 from tests.support.browser import snap
 
 pytestmark = pytest.mark.slow
@@ -31,8 +31,7 @@ def app_config(app_config, stripe_sandbox):
 @pytest.fixture
 def shop(app, runner, live_app, stripe_sandbox, worker):
     """The plan made at the sandbox, its webhooks pointed at the live app, a worker running."""
-    assert runner.invoke(args=["stripe", "sync"]).exit_code == 0
-    stripe_sandbox.set_webhook(f"{live_app.url}/stripe/webhook")
+    open_shop(app, runner, live_app, stripe_sandbox)
     worker()
     return live_app
 

@@ -13,17 +13,9 @@ from sqlalchemy import select
 
 from newsletter import db, memberships
 from newsletter.models import Membership, Reader, StripeEvent, utcnow
-from tests.conftest import stripe_settings
-from tests.support.liveserver import LiveServer
+from tests.conftest import open_shop, stripe_settings
 from tests.support.membership import DECLINED_CARD, pay, start_checkout, submit
 from tests.web.signups import run_queued  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-def live_server():
-    server = LiveServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -34,10 +26,7 @@ def app_config(app_config, live_server, stripe_sandbox):
 @pytest.fixture
 def site(app, runner, live_server, stripe_sandbox):
     """The app served over HTTP, its plan made at the sandbox, webhooks pointed at it."""
-    result = runner.invoke(args=["stripe", "sync"])
-    assert result.exit_code == 0, result.output
-    live_server.start(app)
-    stripe_sandbox.set_webhook(f"{live_server.url}/stripe/webhook")
+    open_shop(app, runner, live_server, stripe_sandbox)
     yield live_server
     live_server.stop()
 

@@ -16,9 +16,8 @@ from newsletter import db, prompt_report
 from newsletter.models import Membership
 from newsletter.prompt_rules import load_rules
 from newsletter.redis_url import client as redis_client
-from tests.conftest import stripe_settings
+from tests.conftest import open_shop, stripe_settings
 from tests.factories import make_article, paragraph
-from tests.support.liveserver import LiveServer
 from tests.support.membership import follow, pay
 from tests.web.markup import parse
 from tests.web.signups import run_queued  # noqa: F401  (fixture)
@@ -31,13 +30,6 @@ RULES = {"version": "attribution", "prompts": [
 
 
 @pytest.fixture
-def live_server():
-    server = LiveServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def app_config(app_config, live_server, stripe_sandbox, tmp_path):
     path = tmp_path / "rules.json"
     path.write_text(json.dumps(RULES))
@@ -46,15 +38,12 @@ def app_config(app_config, live_server, stripe_sandbox, tmp_path):
 
 @pytest.fixture
 def site(app, runner, live_server, stripe_sandbox):
-    result = runner.invoke(args=["stripe", "sync"])
-    assert result.exit_code == 0, result.output
     with app.app_context():
         session = db.session()
         for n in range(1, 4):
             make_article(session, slug=f"story-{n}", body=[paragraph("A paragraph.")])
         session.commit()
-    live_server.start(app)
-    stripe_sandbox.set_webhook(f"{live_server.url}/stripe/webhook")
+    open_shop(app, runner, live_server, stripe_sandbox)
     yield live_server
     live_server.stop()
 
