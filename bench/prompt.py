@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import load  # noqa: E402  (bench/load.py, beside this file)
 from newsletter.mailcatcher import free_port  # noqa: E402
+from signup import _cpu_model, scratch_database, wait_healthy  # noqa: E402  (bench/signup.py)
 
 GOAL_RATIO, GOAL_P99_MS = 0.7, 20.0
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -114,30 +115,6 @@ def parse_args(argv):
 # ---------------------------------------------------------------- the stack
 
 @contextlib.contextmanager
-def scratch_database(url: str | None, tmp: Path):
-    """A database for this run only: temporary SQLite, or a scratch PostgreSQL database."""
-    if not url or url.startswith("sqlite"):
-        yield url or f"sqlite:///{tmp / 'bench.db'}"
-        return
-    import uuid
-
-    import sqlalchemy as sa
-
-    from newsletter.db import engine_url
-
-    name = f"nlbench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(engine_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield engine_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextlib.contextmanager
 def redis_server():
     """A Redis server of the run's own on a free loopback port, nothing saved to disk."""
     port = free_port()
@@ -209,23 +186,6 @@ def gunicorn(args, database: str, redis: str, tmp: Path):
         proc.terminate()
         proc.wait(30)
 
-
-def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    import urllib.request
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            sys.exit("gunicorn exited:\n" + log.read_text(errors="replace")[-3000:])
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        time.sleep(0.2)
-    sys.exit("gunicorn did not answer /healthz:\n" + log.read_text(errors="replace")[-3000:])
-
-
-# ---------------------------------------------------------------- measuring
 
 def run_wrk(port: int, route: str, args, seconds: float) -> load.Result:
     threads = min(args.clients, 2)
@@ -306,7 +266,7 @@ ROUTES = ("(a) GET /healthz", "(b) GET /api/v1/prompt")
 
 def print_setup(args, database: str) -> None:
     print(f"date:      {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print(f"machine:   {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.release()}, "
+    print(f"machine:   {os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()} {platform.release()}, "
           f"Python {platform.python_version()}")
     print(f"server:    gunicorn, {args.workers} workers x {args.threads} threads (gthread, keep-alive)")
     print(f"database:  {'SQLite (temporary file)' if database.startswith('sqlite') else 'PostgreSQL (scratch)'}; "
@@ -350,14 +310,6 @@ def median(results: list[load.Result]) -> load.Result:
     summary.app_cpu_ms = statistics.median(r.app_cpu_ms for r in results)
     summary.redis_cpu_ms = statistics.median(r.redis_cpu_ms for r in results)
     return summary
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
