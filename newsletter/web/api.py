@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify, request
+from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import ServiceUnavailable
 
 from newsletter import articles, consent, db, limits, subscribers
@@ -25,6 +26,17 @@ def article(slug: str):
     if story.access == "members" and not reader.reads_everything():
         return jsonify(articles.members_preview(story))
     return jsonify(articles.as_json(story))
+
+
+@bp.get("/csrf")
+def csrf_token():
+    """This browser's CSRF token, for the forms of pages every reader shares (assets/csrf.js).
+
+    Other sites' pages cannot read it: no CORS header is sent for this route.
+    """
+    response = jsonify(csrf_token=generate_csrf())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/signups")

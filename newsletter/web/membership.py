@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 
 from newsletter import db, member_mails, memberships, stripe_events
 from newsletter.billing import Billing, BillingError, BillingNotConfigured, InvalidSignature
 from newsletter.models import Reader
-from newsletter.web import member_session
+from newsletter.web import errors, member_session
 
 bp = Blueprint("membership", __name__)
 
@@ -64,6 +65,18 @@ def checkout():
         current_app.logger.error("checkout failed: %s", e)
         return render_template("membership/unavailable.html"), 503
     return member_session.remember_checkout(redirect(url, 303), reader.id)
+
+
+@bp.errorhandler(CSRFError)
+def csrf_failed(error: CSRFError):
+    """A checkout form without a valid token (a cached story page read without JavaScript, or an
+    old one): the join page again, with a token and the form's prompt, variant and story kept."""
+    if request.endpoint != "membership.checkout":
+        return errors.handle_http_error(error)
+    form = request.form
+    return render_template("membership/join.html", token_expired=True,
+                           prompt_name=form.get("prompt", "membership")[:100] or "membership",
+                           variant_id=form.get("variant", "")[:100], slug=form.get("article", "")[:200]), 400
 
 
 @bp.get("/membership/success")

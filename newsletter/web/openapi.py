@@ -279,6 +279,14 @@ OPERATIONS = {
                           "properties": {"started": {"type": "boolean"}}}]}, "Queued, or running already."),
                       "404": _response("NotFound"),
                       "409": _json(_ref("Error"), "The edition was cancelled.")}})},
+    "api.csrf_token": {"get": {
+        "summary": "This browser's CSRF token",
+        "description": "For the forms of pages every reader shares (front page, stories), which carry "
+                       "none so that they can be cached; /assets/csrf.js fetches it when such a form is "
+                       "sent. Sets the session cookie; no CORS. Never cached.",
+        "tags": ["meta"],
+        "responses": {"200": _json({"type": "object", "required": ["csrf_token"],
+                                    "properties": {"csrf_token": {"type": "string"}}}, "The token.")}}},
     "prompt_api.prompt": {"get": {
         "summary": "What the prompt slot shows this reader",
         "description": "For article pages served from a cache: decides for the reader of this request "

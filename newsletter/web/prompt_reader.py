@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import redis
 from flask import Flask, Response, current_app, render_template, request
-from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from newsletter import articles, db, prompt_history, prompts
@@ -37,7 +36,6 @@ CONSENT_VALUES = {"1", "yes", "true", "granted", "all"}
 SUBSCRIBING_ENDPOINTS = ("subscriptions.signup", "subscriptions.confirm")
 COOKIE_DAYS = 400  # the longest browsers keep a cookie
 REDIS_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
-CSRF_PLACEHOLDER = "\x00csrf\x00"  # NUL: in no copy or slug (the seed parser refuses control characters)
 
 
 @dataclass(frozen=True)
@@ -211,8 +209,8 @@ def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> De
 
 
 def render_slot(decision: Decision, slug: str) -> str:
-    """The prompt's HTML: rendered once per prompt, variant, story and count, kept in process,
-    with this reader's CSRF token put in."""
+    """The prompt's HTML: rendered once per prompt, variant, story and count, kept in process.
+    Nothing in it is the reader's own: its form's CSRF token is fetched when it is sent."""
     if not decision.show:
         return ""
     active, key = rules(), (decision.variant_id, slug, decision.articles_read)
@@ -222,14 +220,14 @@ def render_slot(decision: Decision, slug: str) -> str:
     html = kept[1].get(key)
     if html is None:
         html = kept[1][key] = render_prompt(decision, slug)
-    return html.replace(CSRF_PLACEHOLDER, generate_csrf()) if CSRF_PLACEHOLDER in html else html
+    return html
 
 
 def render_prompt(decision: Decision, slug: str) -> str:
     variant = decision.variant.copy if decision.variant else {}
     tokens = {"articles_read": str(decision.articles_read), "price": price()}
     return render_template(f"partials/prompts/{decision.kind}.html", decision=decision, slug=slug,
-                           copy=filled(variant, tokens), csrf_placeholder=CSRF_PLACEHOLDER)
+                           copy=filled(variant, tokens), lazy_csrf=True)
 
 
 def filled(copy: dict, tokens: dict[str, str]) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import (Blueprint, Response, abort, current_app, make_response, render_template, session,
+from flask import (Blueprint, Response, abort, current_app, g, make_response, render_template,
                    url_for)
 
 from newsletter import articles, db
@@ -19,7 +19,8 @@ bp = Blueprint("reader", __name__)
 @bp.get("/")
 def front_page():
     stories = articles.latest(db.session(), current_app.config["FRONT_PAGE_ARTICLES"])
-    return render_template("front.html", articles=stories, **page_extras(None))
+    extras = page_extras(None)
+    return cache_headers(make_response(render_template("front.html", articles=stories, **extras)), extras)
 
 
 @bp.get("/articles/<slug>")
@@ -45,12 +46,14 @@ def page_extras(article: Article | None) -> dict:
     story shows non-members its lede and the appeal. Only readers signed in or known as
     subscribers get a page of their own; every other reader gets the same HTML, and the
     prompt slot is filled per reader from GET /api/v1/prompt (PROMPT_DELIVERY "script").
+    The forms' CSRF tokens are fetched when they are sent (`lazy_csrf`, partials/csrf_field.html).
     """
     state, subscriber = prompt_reader.reader_standing()
     extras = {"show_newsletter_box": not subscriber, "show_ads": state not in READS_CLEAN,
               "show_prompt": article is not None and state != "member",
               "gated": article is not None and article.access == "members" and state not in READS_CLEAN,
-              "personal": prompt_reader.personal(), "prompt_src": None, "prompt_slot": None}
+              "personal": prompt_reader.personal(), "prompt_src": None, "prompt_slot": None,
+              "lazy_csrf": True}
     if extras["show_prompt"]:
         if current_app.config["PROMPT_DELIVERY"] == "page":
             extras["prompt_slot"] = prompt_reader.slot(prompt_reader.story_of(article))
@@ -65,8 +68,9 @@ def cache_headers(response: Response, extras: dict) -> Response:
     slot = extras["prompt_slot"]
     if slot is not None and slot.new_reader_id:
         prompt_reader.remember_reader(response, slot.reader.id)
-    # A CSRF token in a form (the sign-up box's) ties the page to the reader's session.
-    if extras["personal"] or session.accessed:
+    # A CSRF token put in a form (Flask-WTF keeps it in g) ties the page to its reader's session.
+    # (Not session.accessed: since Flask 3.1 merely looking at it sets it.)
+    if extras["personal"] or "csrf_token" in g:
         response.headers["Cache-Control"] = "private, no-cache"
     else:
         response.headers["Cache-Control"] = f"public, max-age={current_app.config['ARTICLE_MAX_AGE']}"

@@ -96,6 +96,25 @@ def test_three_stories_then_the_appeal_then_not_now(live_app, reader, stories, b
     snap(reader, "5-snoozed")
 
 
+def test_join_on_the_appeal_of_a_cacheable_page_gets_past_csrf(live_app, reader, stories, broker):
+    """The slot's HTML carries no CSRF token (it is kept for every reader): csrf.js fetches the
+    reader's own when Join is pressed. No Stripe key here, so checkout answers that payments are
+    unavailable, which it says only once the token has passed."""
+    from playwright.sync_api import expect
+
+    for slug in stories[:2]:
+        read(reader, f"{live_app.url}/articles/{slug}")
+    appeal = read(reader, f"{live_app.url}/articles/{stories[2]}")
+    assert appeal.locator("input[name=csrf_token]").get_attribute("value") == ""
+
+    appeal.get_by_role("button", name="Join for $6 a month").click()
+
+    expect(reader.get_by_text("can’t take payments right now")).to_be_visible()
+    assert "could not verify the form" not in reader.content()
+    snap(reader, "join-past-csrf")
+    wait_for_count(broker, "click", 1, reader)
+
+
 def test_a_member_sees_no_appeal_and_no_ads(app, live_app, reader, stories):
     from playwright.sync_api import expect
 

@@ -24,9 +24,12 @@ def form_of(html: str, button: str | None = None):
 
 def submit(browser: requests.Session, page: requests.Response, fields: dict | None = None,
            button: str | None = None) -> requests.Response:
-    """Fill and submit a form of `page` as a browser does (hidden fields kept)."""
+    """Fill and submit a form of `page` as a browser does (hidden fields kept), fetching the
+    CSRF token first where the page left it out, as its csrf.js does."""
     form = form_of(page.text, button)
     data = {i.attrs["name"]: i.attrs.get("value", "") for i in form.find_all("input") if "name" in i.attrs}
+    if any("data-csrf" in i.attrs and not i.attrs.get("value") for i in form.find_all("input")):
+        data["csrf_token"] = browser.get(requests.compat.urljoin(page.url, "/api/v1/csrf")).json()["csrf_token"]
     action = requests.compat.urljoin(page.url, form.attrs.get("action") or page.url)
     return browser.post(action, data=data | (fields or {}), allow_redirects=False)
 

@@ -18,7 +18,7 @@ from newsletter.prompt_rules import load_rules
 from newsletter.redis_url import client as redis_client
 from tests.conftest import open_shop, stripe_settings
 from tests.factories import make_article, paragraph
-from tests.support.membership import follow, pay
+from tests.support.membership import follow, form_of, pay, submit
 from tests.web.markup import parse
 from tests.web.signups import run_queued  # noqa: F401  (fixture)
 
@@ -88,10 +88,33 @@ def test_a_click_through_checkout_is_a_conversion_of_its_variant(app, site, stri
     assert rows["attr:control"].conversions == 0
 
 
-def submit_appeal(browser: requests.Session, site_url: str, html: str) -> requests.Response:
-    """Press the appeal's button: its form's fields, as a browser posts them."""
+def test_without_javascript_the_appeal_comes_back_once_and_still_attributes(app, site, stripe_sandbox, browser,
+                                                                            run_queued):
+    for n in range(1, 4):
+        appeal = browser.get(f"{site.url}/api/v1/prompt", params={"article": f"story-{n}"}).json()
+
+    refused = submit_appeal(browser, site.url, appeal["html"], javascript=False)
+    assert refused.status_code == 400 and "could not verify the form" in refused.text
+    again = {i.attrs["name"]: i.attrs.get("value", "") for i in form_of(refused.text).find_all("input")}
+    assert (again["prompt"], again["variant"], again["article"]) == ("membership", "attr:only", "story-3")
+    assert again["csrf_token"]
+    checkout = follow(browser, submit(browser, refused))
+    pay(browser, checkout, "nojs@example.com")
+    stripe_sandbox.wait_for_deliveries()
+    run_queued()
+
+    with app.app_context():
+        row = db.session().scalars(select(Membership)).one()
+    assert (row.prompt, row.prompt_variant, row.source_article) == ("membership", "attr:only", "story-3")
+
+
+def submit_appeal(browser: requests.Session, site_url: str, html: str, javascript: bool = True) -> requests.Response:
+    """Press the appeal's button: its form's fields, as a browser posts them (with JavaScript,
+    csrf.js fetches the token the kept HTML leaves out)."""
     form = parse(html.encode()).find("form")
     fields = {i.attrs["name"]: i.attrs.get("value", "") for i in form.find_all("input")}
+    if javascript:
+        fields["csrf_token"] = browser.get(f"{site_url}/api/v1/csrf").json()["csrf_token"]
     response = browser.post(site_url + form.attrs["action"], data=fields, allow_redirects=False)
-    assert response.status_code == 303, response.text[:300]
+    assert response.status_code == (303 if javascript else 400), response.text[:300]
     return response

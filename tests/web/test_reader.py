@@ -95,6 +95,25 @@ def test_front_page_has_the_daily_edition_box(client, session):
     assert honeypot.find("input", name="website").attrs["tabindex"] == "-1"
 
 
+@pytest.mark.parametrize("path", ["/", "/articles/syria-talks"])
+def test_pages_every_reader_shares_are_cacheable(client, story, path):
+    response = client.get(path)
+
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    assert "Set-Cookie" not in response.headers  # no session, no reader id
+    field = parse(response.data).find("section", class_="newsletter-box").find("input", name="csrf_token")
+    assert field.attrs["value"] == "" and "data-csrf" in field.attrs  # csrf.js fetches it when sent
+
+
+def test_the_csrf_token_route_is_never_cached_and_sets_the_session(client):
+    response = client.get("/api/v1/csrf")
+
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert response.get_json()["csrf_token"]
+    assert "session=" in response.headers["Set-Cookie"]
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
 def test_front_page_empty_state(client):
     response = client.get("/")
 
@@ -217,8 +236,9 @@ def test_every_story_value_is_escaped(client, session):
     parsed = parse(html)
     assert parsed.find("h1").text() == HOSTILE
     scripts = parsed.find_all("script")
-    assert [s.attrs.get("type") for s in scripts] == ["application/ld+json", None]
-    assert scripts[1].attrs["src"].startswith("/assets/prompt.js?v=")  # our own, the only other one
+    assert [s.attrs.get("type") for s in scripts] == ["application/ld+json", None, None]
+    # our own, the only others
+    assert [s.attrs["src"].split("?v=")[0] for s in scripts[1:]] == ["/assets/prompt.js", "/assets/csrf.js"]
 
 
 def test_json_ld_cannot_be_closed_by_the_text(client, session):

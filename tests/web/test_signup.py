@@ -62,7 +62,9 @@ def test_article_box_sends_the_article_and_the_page(client, session):
 
     assert form.find("input", name="article").attrs["value"] == "syria-talks"
     assert form.find("input", name="page").attrs["value"] == "/articles/syria-talks"
-    assert form.find("input", name="csrf_token").attrs["value"]
+    # The story page may be cached: its token is fetched when the form is sent (csrf.js).
+    field = form.find("input", name="csrf_token")
+    assert field.attrs["value"] == "" and "data-csrf" in field.attrs
 
 
 def test_front_page_box_sends_no_article(client):
@@ -228,13 +230,35 @@ def test_csrf_token_of_another_session_is_refused(app, client, session, run_queu
     assert count(session) == 0
 
 
-def test_form_with_csrf_token_from_an_article_page_is_accepted(client, session):
+def test_form_with_the_fetched_csrf_token_is_accepted(client, session):
     make_article(session, slug="story")
     session.commit()
+    client.get("/articles/story")  # a cacheable page: no token in it, no session cookie set
 
-    response = post_signup(client, token=csrf_token(client, "/articles/story"))
+    fetched = client.get("/api/v1/csrf")  # what csrf.js does when the box's form is sent
+    response = post_signup(client, token=fetched.get_json()["csrf_token"], article="story",
+                           page="/articles/story")
 
+    assert fetched.headers["Cache-Control"] == "no-store"
     assert response.status_code == 303
+
+
+def test_box_sent_without_javascript_comes_back_once_with_a_token_and_the_input(client, session, run_queued):
+    make_article(session, slug="story")
+    session.commit()
+    form = box(client.get("/articles/story").data).find("form")
+    data = {n.attrs["name"]: n.attrs.get("value", "") for n in form.find_all("input")}
+    data |= {"email": "reader@example.com", "consent": "yes"}
+
+    refused = client.post("/newsletter/signup", data=data)
+    again = parse(refused.data).find("form", class_="newsletter-box__form")
+    resent = {n.attrs["name"]: n.attrs.get("value", "") for n in again.find_all("input")} | {"consent": "yes"}
+    accepted = client.post("/newsletter/signup", data=resent)
+
+    assert refused.status_code == 400 and resent["email"] == "reader@example.com"
+    assert resent["article"] == "story" and resent["csrf_token"]
+    assert accepted.status_code == 303
+    assert len(run_queued()) == 1
 
 
 def test_csrf_can_be_switched_off(app, client, session, run_queued):
