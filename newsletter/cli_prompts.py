@@ -12,8 +12,10 @@ from newsletter import db, prompt_report
 from newsletter.prompt_rules import InvalidRules, load_rules, rules_path
 from newsletter.redis_url import client
 
+# convert: every conversion of the bucket's readers (intention to treat); by click: those
+# through the appeal's own button.
 HEADER = (f"{'variant':34} {'readers':>8} {'shown':>7} {'seen':>7} {'clicks':>7} {'dismiss':>7} "
-          f"{'convert':>7} {'rate':>7}  95% interval")
+          f"{'convert':>7} {'by click':>8} {'rate':>7}  95% interval")
 
 
 @click.group("prompts", help="The membership prompt: its rules and its results.")
@@ -33,8 +35,8 @@ def check_command() -> None:
                    f"{'' if prompt.enabled else ', disabled'}")
 
 
-@prompts_group.command("report", help="Per variant: readers, impressions, events, conversions, "
-                       "conversion rate with a 95% Wilson interval.")
+@prompts_group.command("report", help="Per variant: readers, impressions, events, conversions (and those "
+                       "by click), conversion rate with a 95% Wilson interval.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document, as GET /api/v1/prompts/report.")
 @with_appcontext
 def report_command(as_json: bool) -> None:
@@ -61,7 +63,8 @@ def report_command(as_json: bool) -> None:
 def table_line(row: prompt_report.VariantRow) -> str:
     name = row.variant + (" (control)" if row.control else "")
     return (f"{name:34} {row.readers:8d} {row.impressions:7d} {row.seen:7d} {row.clicks:7d} "
-            f"{row.dismissals:7d} {row.conversions:7d} {row.rate:7.2%}  {row.low:.2%}–{row.high:.2%}")
+            f"{row.dismissals:7d} {row.conversions:7d} {row.clicks_converted:8d} {row.rate:7.2%}  "
+            f"{row.low:.2%}–{row.high:.2%}")
 
 
 def _rules():

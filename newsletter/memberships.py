@@ -6,22 +6,28 @@ writes what Stripe says now, so duplicates and any order of events end the same.
 """
 from __future__ import annotations
 
+import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter import queue
+from newsletter import prompt_history, queue
 from newsletter.billing import Billing
 from newsletter.models import Membership, Reader
+from newsletter.prompt_rules import Rules
+from newsletter.redis_script import REDIS_DOWN
+
+log = logging.getLogger(__name__)
 
 MEMBER_STATUSES = ("active", "trialing")
 # past_due keeps the benefits for a grace period while Stripe retries the card.
 GRACE_STATUS = "past_due"
 ENDED_STATUSES = ("canceled", "unpaid", "incomplete_expired")
-METADATA_KEYS = ("reader_id", "prompt", "prompt_variant", "source_article")
+METADATA_KEYS = ("reader_id", "prompt", "prompt_variant", "source_article", "prompt_path")
 
 
 class UnknownCustomer(Exception):
@@ -34,15 +40,17 @@ class AlreadyMember(Exception):
 
 @dataclass(frozen=True)
 class Attribution:
-    """What led to a checkout: the prompt, its variant and the story (newsletter.prompts)."""
+    """What led to a checkout: the prompt, its variant and the story (newsletter.prompts), and
+    how the variant is known: "click" (the form named it) or "assigned" (the reader's bucket)."""
 
     prompt: str = ""
     variant: str = ""
     article: str = ""
+    path: str = ""
 
     def metadata(self, reader_id: str) -> dict:
         values = {"reader_id": reader_id, "prompt": self.prompt, "prompt_variant": self.variant,
-                  "source_article": self.article}
+                  "source_article": self.article, "prompt_path": self.path}
         return {k: v[:100] for k, v in values.items() if v}
 
 
@@ -99,6 +107,44 @@ def reader_for_checkout(session: Session, reader_id: str | None) -> Reader:
     return reader or new_reader(session)
 
 
+# ---------------------------------------------------------------- attribution
+
+def checkout_attribution(posted: Attribution, rules: Rules, store: redis.Redis | None,
+                         reader_id: str | None) -> Attribution:
+    """Whose conversion a checkout is (intention to treat, docs/prompts.md).
+
+    A form naming a bucket of a membership prompt of the rules was that appeal's button: a
+    click. Any other checkout (the join page, a members-only story's gate) goes to the
+    reader's assigned bucket, the control's too; without one it keeps what the form says.
+    """
+    owner = rules.owner(posted.variant) if posted.variant else None
+    if owner is not None and owner.kind == "membership":
+        return replace(posted, path="click")
+    found = assigned_bucket(rules, reader_buckets(store, reader_id))
+    if found is not None:
+        return Attribution(prompt=found[0], variant=found[1], article=posted.article, path="assigned")
+    return replace(posted, path="click" if posted.variant else "")
+
+
+def assigned_bucket(rules: Rules, buckets: dict[str, str]) -> tuple[str, str] | None:
+    """(kind, counter id) of the highest membership prompt the reader was assigned to."""
+    for prompt in rules.prompts:
+        if prompt.kind == "membership" and prompt.id in buckets:
+            return prompt.kind, buckets[prompt.id]
+    return None
+
+
+def reader_buckets(store: redis.Redis | None, reader_id: str | None) -> dict[str, str]:
+    """The reader's assignments; none without an id or a Redis, or when Redis does not answer."""
+    if store is None or reader_id is None:
+        return {}
+    try:
+        return prompt_history.assigned(store, reader_id)
+    except REDIS_DOWN as error:  # a sale matters more than its attribution
+        log.warning("checkout not attributed to an assignment: Redis did not answer (%s)", error)
+        return {}
+
+
 # ---------------------------------------------------------------- checkout
 
 def start_checkout(session: Session, billing: Billing, reader: Reader, price_id: str, urls: dict,
@@ -121,7 +167,8 @@ def start_checkout(session: Session, billing: Billing, reader: Reader, price_id:
         params["customer_email"] = reader.email
     # A double click within ten minutes gets the same session, not a second one.
     window = int(now.timestamp()) // 600
-    key = f"checkout:{reader.id}:{price_id}:{attribution.variant}:{attribution.article}:{window}"
+    key = (f"checkout:{reader.id}:{price_id}:{attribution.variant}:{attribution.path}:"
+           f"{attribution.article}:{window}")
     return billing.create_checkout(params, key)["url"]
 
 
@@ -200,6 +247,7 @@ def _write_state(row: Membership, sub: dict, now: datetime) -> None:
     row.prompt = row.prompt or metadata.get("prompt")
     row.prompt_variant = row.prompt_variant or metadata.get("prompt_variant")
     row.source_article = row.source_article or metadata.get("source_article")
+    row.prompt_path = row.prompt_path or metadata.get("prompt_path")
     row.updated_at = now
 
 

@@ -301,6 +301,8 @@ class Membership(Base):
     prompt: Mapped[str | None] = mapped_column(String(50), nullable=True)
     prompt_variant: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     source_article: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    # "click" (the checkout form named the variant) or "assigned" (the reader's bucket).
+    prompt_path: Mapped[str | None] = mapped_column(String(10), nullable=True)
     notified_status: Mapped[str | None] = mapped_column(String(30), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -3,7 +3,10 @@
 Per anonymous reader id, keys each bounded and expiring:
 - `prompt:reads:<id>`: sorted set, story slug -> when last read (distinct stories);
 - `prompt:shown:<id>:<prompt id>`: sorted set of the prompt's impressions (time -> time);
-- `prompt:snooze:<id>`: hash, prompt id -> snoozed until (epoch seconds).
+- `prompt:snooze:<id>`: hash, prompt id -> snoozed until (epoch seconds);
+- `prompt:assigned:<id>`: hash, prompt id -> the counter id of the reader's last assignment
+  to it (the variant's, the control's, or the prompt's own): what a checkout that names no
+  variant is attributed to (newsletter.memberships.checkout_attribution).
 A page view reads only counts: stories in each read window, and per prompt its
 impressions in its cap window and the last one. Times are passed in (`now`), so tests
 choose the clock. Losing Redis loses only this.
@@ -25,6 +28,10 @@ from newsletter.prompts import NOTHING, Decision, History
 
 MAX_READS = 200        # stories remembered per reader
 MAX_IMPRESSIONS = 100  # impressions remembered per reader and prompt
+# Prompts whose assignment is remembered per reader. Only ended campaigns add more; past
+# it the hash starts afresh (a hash keeps no order to drop the oldest by), and the next
+# page view writes the running prompt's assignment back.
+MAX_ASSIGNED = 20
 EVENTS = ("seen", "click", "dismiss")
 COUNTS = ("assigned", "impressions") + EVENTS
 
@@ -55,7 +62,9 @@ return {reads, shown, redis.call('HGETALL', KEYS[2])}
 
 # What a decision leaves: KEYS[1] the prompt's impressions for the reader (ARGV[1] the
 # time, '' when nothing was shown or the reader is not counted), KEYS[2] the counters,
-# KEYS[3] the distinct readers assigned (ARGV[4] the reader id, '' for none).
+# KEYS[3] the distinct readers assigned (ARGV[4] the reader id, '' for none), KEYS[4] the
+# reader's assignments (ARGV[6] the prompt id -> ARGV[7] the counter id, at most ARGV[8]
+# prompts; ARGV[3] seconds to keep).
 RECORD_SCRIPT = """
 if ARGV[1] ~= '' then
   redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
@@ -64,7 +73,15 @@ if ARGV[1] ~= '' then
 end
 if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[2], 'impressions', 1) end
 redis.call('HINCRBY', KEYS[2], 'assigned', 1)
-if ARGV[4] ~= '' then redis.call('PFADD', KEYS[3], ARGV[4]) end
+if ARGV[4] ~= '' then
+  redis.call('PFADD', KEYS[3], ARGV[4])
+  local added = redis.call('HSET', KEYS[4], ARGV[6], ARGV[7]) == 1
+  if added and redis.call('HLEN', KEYS[4]) > tonumber(ARGV[8]) then
+    redis.call('DEL', KEYS[4])
+    redis.call('HSET', KEYS[4], ARGV[6], ARGV[7])
+  end
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+end
 return 0
 """
 
@@ -74,16 +91,17 @@ return 0
 # record_decision does. It mirrors those Python functions exactly; tests/test_prompt_history.py
 # checks the two against each other. Four arguments (each one costs a request its
 # encoding): now, the story, the reader id, and the plan, one line of numbers (seconds to
-# keep, stories and impressions to keep) then one line per candidate, "prompt-id
-# counter-id min_reads read_window cap cap_window gap show" (seconds; show 0: the
-# control). The keys are made here from those ids, as the Python functions name them,
+# keep; stories, impressions and assigned prompts to keep) then one line per candidate,
+# "prompt-id counter-id min_reads read_window cap cap_window gap show" (seconds; show 0:
+# the control). The keys are made here from those ids, as the Python functions name them,
 # so the script needs a single Redis server, not a cluster.
 DECIDE_SCRIPT = """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local lines = {}
 for line in string.gmatch(ARGV[4], '[^\\n]+') do lines[#lines + 1] = line end
-local keep, max_reads, max_shown = string.match(lines[1], '(%d+) (%d+) (%d+)')
+local keep, max_reads, max_shown, max_assigned = string.match(lines[1], '(%d+) (%d+) (%d+) (%d+)')
 local reads_key, snooze_key = 'prompt:reads:' .. reader, 'prompt:snooze:' .. reader
+local assigned_key = 'prompt:assigned:' .. reader
 redis.call('ZADD', reads_key, now, slug)
 redis.call('ZREMRANGEBYRANK', reads_key, 0, -tonumber(max_reads) - 1)
 redis.call('EXPIRE', reads_key, keep)
@@ -112,6 +130,12 @@ for i = 2, #lines do
     end
     redis.call('HINCRBY', 'prompt:stats:' .. counter, 'assigned', 1)
     redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
+    local added = redis.call('HSET', assigned_key, id, counter) == 1
+    if added and redis.call('HLEN', assigned_key) > tonumber(max_assigned) then
+      redis.call('DEL', assigned_key)
+      redis.call('HSET', assigned_key, id, counter)
+    end
+    redis.call('EXPIRE', assigned_key, keep)
     return {i - 2, reads}
   end
 end
@@ -136,7 +160,7 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
 @lru_cache(maxsize=256)
 def _plan(rules: Rules, choices: tuple[tuple[Prompt, str, bool], ...]) -> bytes:
     """DECIDE_SCRIPT's fourth argument; a few differ per rules version (audiences, buckets)."""
-    lines = [f"{rules.history_days * 86400} {MAX_READS} {MAX_IMPRESSIONS}"]
+    lines = [f"{rules.history_days * 86400} {MAX_READS} {MAX_IMPRESSIONS} {MAX_ASSIGNED}"]
     for prompt, counter, show in choices:
         numbers = (prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
                    prompt.cap_window_days * 86400, int(prompt.min_gap_hours * 3600), int(show))
@@ -154,6 +178,10 @@ def _snooze_key(reader_id: str) -> str:
 
 def _shown_key(reader_id: str, prompt_id: str) -> str:
     return f"prompt:shown:{reader_id}:{prompt_id}"
+
+
+def _assigned_key(reader_id: str) -> str:
+    return f"prompt:assigned:{reader_id}"
 
 
 def record_read_and_load(r: redis.Redis, reader_id: str, slug: str | None, now: datetime, rules: Rules) -> History:
@@ -198,14 +226,16 @@ def history_from(rules: Rules, reads: list, shown: list, snoozes: list, moment: 
 
 def record_decision(r: redis.Redis, reader_id: str | None, decision: Decision, now: datetime,
                     keep_days: int) -> None:
-    """Count what the slot decided: an impression for the reader, `assigned` for the variant."""
+    """Count what the slot decided: an impression for the reader, `assigned` for the variant, and
+    for a reader with an id, which bucket of the prompt it was assigned."""
     if decision.prompt is None:
         return
     counter = counter_id(decision)
     shown = f"{now.timestamp():.6f}" if decision.show and reader_id else ""
     keys = [_shown_key(reader_id or "-", decision.prompt.id), f"prompt:stats:{counter}",
-            f"prompt:readers:assigned:{counter}"]
-    args = [shown, MAX_IMPRESSIONS, keep_days * 86400, reader_id or "", "1" if decision.show else ""]
+            f"prompt:readers:assigned:{counter}", _assigned_key(reader_id or "-")]
+    args = [shown, MAX_IMPRESSIONS, keep_days * 86400, reader_id or "", "1" if decision.show else "",
+            decision.prompt.id, counter, MAX_ASSIGNED]
     _script(r, RECORD_SCRIPT)(keys=keys, args=args)
 
 
@@ -236,7 +266,12 @@ def snooze(r: redis.Redis, reader_id: str, prompt_id: str, now: datetime, days: 
 def forget(r: redis.Redis, reader_id: str) -> None:
     """Delete everything kept about the reader (an opt-out), ended campaigns' impressions too."""
     shown = list(r.scan_iter(match=_shown_key(reader_id, "*"), count=1000))
-    r.delete(_reads_key(reader_id), _snooze_key(reader_id), *shown)
+    r.delete(_reads_key(reader_id), _snooze_key(reader_id), _assigned_key(reader_id), *shown)
+
+
+def assigned(r: redis.Redis, reader_id: str) -> dict[str, str]:
+    """The reader's bucket of each prompt it was last assigned: prompt id -> counter id."""
+    return {k.decode(): v.decode() for k, v in r.hgetall(_assigned_key(reader_id)).items()}
 
 
 def counter_id(decision: Decision) -> str:

@@ -1,11 +1,16 @@
 """The per-variant report: what each appeal variant (and its control) earned.
 
-A conversion is a membership whose checkout carried the variant (Membership.prompt_variant,
-from the checkout's subscription metadata), counted once per reader, whatever its status
-now, unless Stripe never completed its first payment (incomplete, incomplete_expired).
-The conversion rate is conversions over the distinct readers the decision assigned to
-the variant (readers shown it; for the control, readers who would have been), with a
-Wilson score interval.
+Intention to treat: a conversion of a bucket (a variant, or the control) is a membership
+whose checkout was attributed to it (Membership.prompt_variant, from the checkout's
+subscription metadata), whether the reader pressed that appeal's button (prompt_path
+"click") or bought through another door, the join page or a members-only story's gate,
+and was counted for the bucket the reader was assigned (prompt_path "assigned",
+newsletter.memberships.checkout_attribution). So the control converts too. Counted once
+per reader, whatever the membership's status now, unless Stripe never completed its
+first payment (incomplete, incomplete_expired). The conversion rate is conversions over
+the distinct readers the decision assigned to the bucket (readers shown the variant; for
+the control, readers who would have been), with a Wilson score interval. `clicks_converted`
+is the part of the conversions that came through the appeal's own button.
 """
 from __future__ import annotations
 
@@ -34,7 +39,8 @@ class VariantRow:
     seen: int
     clicks: int
     dismissals: int
-    conversions: int
+    conversions: int      # every path (intention to treat)
+    clicks_converted: int  # of those, through the appeal's own button (prompt_path "click")
     rate: float
     low: float            # 95 % Wilson interval of the rate
     high: float
@@ -42,9 +48,9 @@ class VariantRow:
 
 def report(session: Session, r: redis.Redis, rules: Rules) -> list[VariantRow]:
     """One row per variant and control of each prompt (one row for a prompt without an experiment)."""
-    conversions = conversions_by_variant(session)
+    conversions, clicked = conversions_by_variant(session), conversions_by_variant(session, "click")
     return [variant_row(prompt, variant_id, control, prompt_history.counts(r, variant_id),
-                        conversions.get(variant_id, 0))
+                        conversions.get(variant_id, 0), clicked.get(variant_id, 0))
             for prompt in rules.prompts for variant_id, control in variant_ids(prompt)]
 
 
@@ -55,22 +61,23 @@ def variant_ids(prompt: Prompt) -> list[tuple[str, bool]]:
     return [(experiment.control_id, True)] + [(v.id, False) for v in experiment.variants]
 
 
-def conversions_by_variant(session: Session) -> dict[str, int]:
-    """Distinct paying readers per prompt_variant."""
-    rows = session.execute(
-        select(Membership.prompt_variant, func.count(func.distinct(Membership.reader_id)))
-        .where(Membership.prompt_variant.is_not(None), Membership.status.not_in(NEVER_STARTED))
-        .group_by(Membership.prompt_variant))
-    return {variant: n for variant, n in rows}
+def conversions_by_variant(session: Session, path: str | None = None) -> dict[str, int]:
+    """Distinct paying readers per prompt_variant (only those attributed by `path`, when given)."""
+    query = (select(Membership.prompt_variant, func.count(func.distinct(Membership.reader_id)))
+             .where(Membership.prompt_variant.is_not(None), Membership.status.not_in(NEVER_STARTED))
+             .group_by(Membership.prompt_variant))
+    if path is not None:
+        query = query.where(Membership.prompt_path == path)
+    return {variant: n for variant, n in session.execute(query)}
 
 
 def variant_row(prompt: Prompt, variant_id: str, control: bool, counted: dict[str, int],
-                conversions: int) -> VariantRow:
+                conversions: int, clicks_converted: int) -> VariantRow:
     readers = counted["assigned_readers"]
     low, high = wilson_interval(conversions, readers)
     return VariantRow(prompt=prompt.id, variant=variant_id, control=control, readers=readers,
                       impressions=counted["impressions"], seen=counted["seen"], clicks=counted["click"],
-                      dismissals=counted["dismiss"], conversions=conversions,
+                      dismissals=counted["dismiss"], conversions=conversions, clicks_converted=clicks_converted,
                       rate=conversions / readers if readers else 0.0, low=low, high=high)
 
 

@@ -25,19 +25,21 @@ def test_a_broken_rules_file_is_named(app, runner, tmp_path):
 def test_report_table_and_json(runner, session, broker):
     for n in range(20):
         prompt_history.record_event(broker, f"reader-{n}", "assigned", "appeal-2026-11:journalism")
-    for _ in range(2):
-        membership(session, "appeal-2026-11:journalism")
+    membership(session, "appeal-2026-11:journalism")
+    membership(session, "appeal-2026-11:journalism", path="assigned")
     membership(session, "gate")
     session.commit()
 
     table = runner.invoke(args=["prompts", "report"])
     assert table.exit_code == 0, table.output
+    assert "convert by click" in table.output.splitlines()[1]
     line = next(row for row in table.output.splitlines() if row.startswith("appeal-2026-11:journalism"))
-    assert line.split()[1:2] == ["20"] and "10.00%" in line and "2.79%–30.10%" in line
+    assert line.split()[1:2] == ["20"] and line.split()[6:8] == ["2", "1"]
+    assert "10.00%" in line and "2.79%–30.10%" in line
     assert "appeal-2026-11:control (control)" in table.output
     assert any(row.startswith("gate") for row in table.output.splitlines())
 
     document = json.loads(runner.invoke(args=["prompts", "report", "--json"]).output)
     row = next(v for v in document["variants"] if v["variant"] == "appeal-2026-11:journalism")
-    assert (row["readers"], row["conversions"]) == (20, 2)
+    assert (row["readers"], row["conversions"], row["clicks_converted"]) == (20, 2, 1)
     assert document["other_conversions"] == {"gate": 1}

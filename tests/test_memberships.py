@@ -1,15 +1,19 @@
 """Who is a member, and which mail each change of a subscription calls for."""
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
+import redis
 from sqlalchemy import select
 
-from newsletter import memberships
+from newsletter import memberships, prompt_history
+from newsletter.mailcatcher import free_port
 from newsletter.models import Membership, Reader, StripeEvent
+from newsletter.prompt_rules import parse_rules
+from newsletter.prompts import Decision
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -72,6 +76,62 @@ def test_notice_for_each_change(status, notified, notice):
 def test_attribution_metadata_is_short_and_skips_empty_values():
     meta = memberships.Attribution(prompt="membership", variant="v" * 300).metadata("r1")
     assert meta == {"reader_id": "r1", "prompt": "membership", "prompt_variant": "v" * 100}
+    assigned = memberships.Attribution(prompt="membership", variant="exp:control", path="assigned")
+    assert assigned.metadata("r1")["prompt_path"] == "assigned"
+    assert set(assigned.metadata("r1")) <= set(memberships.METADATA_KEYS)
+
+
+# ---------------------------------------------------------------- attribution at checkout (a real Redis)
+
+RULES = parse_rules({"version": "a", "prompts": [
+    {"id": "daily", "kind": "newsletter", "priority": 90},
+    {"id": "appeal", "kind": "membership", "priority": 50,
+     "experiment": {"name": "exp", "control_share": 0.5, "variants": [{"id": "exp:a"}]}},
+    {"id": "old-appeal", "kind": "membership", "priority": 10}]})
+READER = "a" * 32
+APPEAL_FORM = memberships.Attribution(prompt="membership", variant="exp:a", article="story-3")
+JOIN_PAGE = memberships.Attribution(prompt="membership")
+GATE = memberships.Attribution(prompt="gate", variant="gate", article="for-members")
+
+
+def assign(broker, reader_id: str, decision: Decision) -> None:
+    prompt_history.record_decision(broker, reader_id, decision, NOW, 31)
+
+
+def test_a_form_naming_a_variant_of_the_rules_is_a_click_whatever_the_readers_bucket(broker):
+    assign(broker, READER, Decision(prompt=RULES.prompts[1], control=True))
+    got = memberships.checkout_attribution(APPEAL_FORM, RULES, broker, READER)
+    assert got == memberships.Attribution("membership", "exp:a", "story-3", path="click")
+
+
+@pytest.mark.parametrize("posted", [JOIN_PAGE, GATE], ids=["join page", "gate"])
+def test_any_other_checkout_goes_to_the_readers_bucket_the_control_too(broker, posted):
+    assign(broker, READER, Decision(prompt=RULES.prompts[0]))  # a newsletter prompt: not a membership's
+    assign(broker, READER, Decision(prompt=RULES.prompts[2]))
+    assign(broker, READER, Decision(prompt=RULES.prompts[1], control=True))
+    got = memberships.checkout_attribution(posted, RULES, broker, READER)
+    assert got == memberships.Attribution("membership", "exp:control", posted.article, path="assigned")
+
+
+def test_the_highest_membership_prompt_the_reader_has_a_bucket_of(broker):
+    assign(broker, READER, Decision(prompt=RULES.prompts[2]))
+    assert memberships.checkout_attribution(JOIN_PAGE, RULES, broker, READER).variant == "old-appeal"
+
+
+@pytest.mark.parametrize("reader_id", [None, "f" * 32], ids=["no reader id", "a reader never assigned"])
+def test_without_a_bucket_the_form_stays_as_it_is(broker, reader_id):
+    assert memberships.checkout_attribution(JOIN_PAGE, RULES, broker, reader_id) == JOIN_PAGE
+    gate = memberships.checkout_attribution(GATE, RULES, broker, reader_id)
+    assert gate == memberships.Attribution("gate", "gate", "for-members", path="click")
+    assert memberships.checkout_attribution(JOIN_PAGE, RULES, None, READER) == JOIN_PAGE  # no Redis configured
+
+
+def test_when_redis_does_not_answer_the_form_stays_and_a_warning_is_logged(caplog):
+    nobody_listens = redis.Redis(port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
+    with caplog.at_level(logging.WARNING, logger="newsletter.memberships"):
+        got = memberships.checkout_attribution(JOIN_PAGE, RULES, nobody_listens, READER)
+    assert got == JOIN_PAGE
+    assert "Redis did not answer" in caplog.text
 
 
 # ---------------------------------------------------------------- against the Stripe sandbox

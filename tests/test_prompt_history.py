@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -85,8 +86,64 @@ def test_forget_removes_everything_about_the_reader(broker):
     prompt_history.record_decision(broker, READER, prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0]),
                                    NOW, 31)
     broker.zadd(f"prompt:shown:{READER}:an-ended-campaign", {"1": 1})
+    assert prompt_history.assigned(broker, READER) == {"appeal": "exp:a"}
     prompt_history.forget(broker, READER)
     assert broker.keys(f"prompt:*{READER}*") == []
+    assert prompt_history.assigned(broker, READER) == {}
+
+
+# ---------------------------------------------------------------- the reader's buckets, for attribution
+
+# Half the readers in the control: reader ids are picked for their bucket (prompts.bucket).
+SPLIT = parse_rules({"version": "s", "prompts": [
+    {"id": "appeal", "kind": "membership", "priority": 2,
+     "experiment": {"name": "split", "control_share": 0.5, "variants": [{"id": "split:a"}]}},
+    {"id": "daily", "kind": "newsletter", "priority": 1}]})
+
+
+def reader_in(rules, control: bool) -> str:
+    """The first of a fixed line of reader ids whose bucket of the appeal is (or is not) the control."""
+    experiment = rules.prompts[0].experiment
+    return next(reader for reader in (f"{n:032x}" for n in range(100))
+                if (prompts.bucket(experiment, reader) is None) == control)
+
+
+@pytest.mark.parametrize("control, bucket", [(False, "split:a"), (True, "split:control")])
+def test_a_decision_in_redis_keeps_the_readers_bucket_shown_or_not(broker, control, bucket):
+    reader = reader_in(SPLIT, control)
+    choices = prompts.candidates(SPLIT, prompts.ReaderContext(id=reader), prompts.Story(slug="one"), NOW)
+    decision = prompt_history.decide_and_record(broker, reader, "one", choices, NOW, SPLIT)
+    assert (decision.prompt.id, decision.show) == ("appeal", not control)
+    assert prompt_history.assigned(broker, reader) == {"appeal": bucket}
+    assert SPLIT.history_days * 86400 - 5 < broker.ttl(f"prompt:assigned:{reader}") <= SPLIT.history_days * 86400
+
+
+def test_a_recorded_decision_keeps_the_readers_bucket_shown_or_not(broker):
+    shown = prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0])
+    prompt_history.record_decision(broker, READER, shown, NOW, 31)
+    prompt_history.record_decision(broker, "c" * 32, prompts.Decision(prompt=APPEAL, control=True), NOW, 31)
+    prompt_history.record_decision(broker, None, shown, NOW, 31)  # a reader not counted: nothing of theirs
+    assert prompt_history.assigned(broker, READER) == {"appeal": "exp:a"}
+    assert prompt_history.assigned(broker, "c" * 32) == {"appeal": "exp:control"}
+    assert broker.keys("prompt:assigned:-") == []
+    assert 30 * 86400 < broker.ttl(f"prompt:assigned:{READER}") <= 31 * 86400
+
+
+MANY = parse_rules({"version": "m", "prompts": [
+    {"id": f"appeal-{n}", "kind": "membership", "priority": -n} for n in range(prompt_history.MAX_ASSIGNED + 3)]})
+
+
+def test_the_buckets_kept_are_bounded_alike_in_both_scripts(broker):
+    python_reader, redis_reader = "d" * 32, "e" * 32
+    for n, prompt in enumerate(MANY.prompts):
+        at = NOW + timedelta(minutes=n)
+        prompt_history.record_decision(broker, python_reader, prompts.Decision(prompt=prompt), at, 31)
+        choice = prompts.Decision(prompt=prompt)
+        prompt_history.decide_and_record(broker, redis_reader, f"story-{n}", [choice], at, MANY)
+        for reader in (python_reader, redis_reader):
+            kept = prompt_history.assigned(broker, reader)
+            assert 0 < len(kept) <= prompt_history.MAX_ASSIGNED and kept[prompt.id] == prompt.id
+    assert prompt_history.assigned(broker, python_reader) == prompt_history.assigned(broker, redis_reader)
 
 
 # ---------------------------------------------------------------- Redis's decision is Python's
@@ -134,9 +191,13 @@ def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, s
 
     assert (in_redis.prompt and in_redis.prompt.id, in_redis.articles_read) == \
         (in_python.prompt and in_python.prompt.id, in_python.articles_read)
-    if in_redis.show:  # recorded as record_decision records it
-        after = prompt_history.load(broker, redis_reader, NOW, active).impressions[in_redis.prompt.id]
-        assert after[1] == NOW.timestamp()
+    prompt_history.record_decision(broker, python_reader, in_python, NOW, active.history_days)
+    # Recorded as record_decision records it: the impression, and the reader's bucket.
+    assert prompt_history.load(broker, redis_reader, NOW, active).impressions == \
+        prompt_history.load(broker, python_reader, NOW, active).impressions
+    assert prompt_history.assigned(broker, redis_reader) == prompt_history.assigned(broker, python_reader)
+    ttls = [broker.ttl(f"prompt:assigned:{reader}") for reader in (python_reader, redis_reader)]
+    assert abs(ttls[0] - ttls[1]) <= 1
 
 
 def given_history(broker, active, reader, reads, shown, snoozed) -> None:

@@ -14,11 +14,13 @@ RULES = parse_rules({"version": "r7", "prompts": [
      "experiment": {"name": "exp", "control_share": 0.1, "variants": [{"id": "exp:a"}, {"id": "exp:b"}]}}]})
 
 
-def membership(session, variant: str | None, status: str = "active", reader_id: str | None = None) -> str:
+def membership(session, variant: str | None, status: str = "active", reader_id: str | None = None,
+               path: str = "click") -> str:
     """A Reader and a Membership row as the webhook leaves them after a checkout. Flushes only."""
     reader_id = reader_id or memberships.new_reader(session, f"{secrets.token_hex(4)}@example.com").id
     session.add(Membership(reader_id=reader_id, stripe_subscription_id=f"sub_{secrets.token_hex(6)}",
-                           status=status, prompt="membership" if variant else None, prompt_variant=variant))
+                           status=status, prompt="membership" if variant else None, prompt_variant=variant,
+                           prompt_path=path if variant else None))
     session.flush()
     return reader_id
 
@@ -54,6 +56,22 @@ def test_the_report_has_a_row_per_variant_and_the_control(session, broker):
     assert a.low == pytest.approx(0.0396, abs=1e-3) and a.high == pytest.approx(0.2304, abs=1e-3)
     document = prompt_report.as_json(RULES, rows, {})
     assert document["rules_version"] == "r7" and document["variants"][1]["conversions"] == 4
+    assert document["variants"][1]["clicks_converted"] == 4
+
+
+def test_every_conversion_counts_for_the_readers_bucket_clicked_or_not(session, broker):
+    assign(broker, "exp:control", 20)
+    assign(broker, "exp:a", 20)
+    for _ in range(2):
+        membership(session, "exp:control", path="assigned")  # the join page, a control reader
+    membership(session, "exp:a", path="assigned")  # shown the appeal, joined through the gate
+    membership(session, "exp:a")
+    rows = {row.variant: row for row in prompt_report.report(session, broker, RULES)}
+    control, a = rows["exp:control"], rows["exp:a"]
+    assert (control.conversions, control.clicks_converted, control.rate) == (2, 0, pytest.approx(0.1))
+    assert control.low > 0
+    assert (a.conversions, a.clicks_converted) == (2, 1)
+    assert prompt_report.conversions_by_variant(session, "click") == {"exp:a": 1}
 
 
 @pytest.mark.parametrize("successes, trials, low, high", [

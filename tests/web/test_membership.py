@@ -66,7 +66,9 @@ def test_checkout_hosted_page_webhook_member(app, site, stripe_sandbox, browser,
     assert state_of(app, "new.member@example.com") == "member"
     with app.app_context():
         row = db.session().scalars(select(Membership)).one()
-        assert (row.prompt, row.prompt_variant, row.source_article) == ("membership", "warm", "a-story")
+        # A variant the form names is kept, one of no prompt of the rules too: a click.
+        assert (row.prompt, row.prompt_variant, row.source_article, row.prompt_path) == \
+            ("membership", "warm", "a-story", "click")
         assert db.session().scalars(select(StripeEvent).where(StripeEvent.processed_at.is_(None))).all() == []
     [mail] = smtp_server.wait_for("new.member@example.com")
     assert mail["Subject"] == "Welcome to the Community: thank you for supporting The Daily Edition"
