@@ -1,6 +1,6 @@
 """The prompt decision route's throughput and p99 against a bare route of the same app, in one run.
 
-    python bench/prompt.py [--seconds 10] [--clients 32] [--workers 2] [--threads 4]
+    python bench/prompt.py [--seconds 10] [--clients 8] [--workers 2] [--threads 4]
                            [--readers 5000] [--stories 50] [--rounds 1]
 
 Starts a Redis server of its own (redis-server on a free port, no persistence) and the
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=10, help="length of each measured phase")
-    p.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
+    p.add_argument("--clients", type=int, default=8,
+                   help="concurrent keep-alive connections (8: the server's own concurrency)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     p.add_argument("--readers", type=int, default=5000, help="returning readers the requests come from")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from newsletter.prompt_rules import Experiment, Prompt, Rules, Variant
 
@@ -88,9 +89,19 @@ def candidates(rules: Rules, reader: ReaderContext, story: Story, now: datetime)
     is looked at: audience, dates, story, and for readers not counted only history-free ones."""
     if not rules.enabled or reader.bot or reader.state == "member":
         return []
-    return [assigned(prompt, reader, 0) for prompt in rules.prompts
-            if prompt.enabled and for_audience(prompt, reader, story) and running(prompt, now)
-            and story_allows(prompt, story) and (reader.counted or not prompt.needs_history)]
+    return [assigned(prompt, reader, 0)
+            for prompt in eligible(rules, reader.state, reader.subscriber, reader.counted, story)
+            if running(prompt, now)]
+
+
+@lru_cache(maxsize=4096)
+def eligible(rules: Rules, state: str, subscriber: bool, counted: bool, story: Story) -> tuple[Prompt, ...]:
+    """The prompts whose audience and story rules admit the reader, worked out once per kind of
+    reader and story (a page view asks for them, and the answer rarely changes)."""
+    reader = ReaderContext(id=None, state=state, subscriber=subscriber, bot=False, counted=counted)
+    return tuple(prompt for prompt in rules.prompts
+                 if prompt.enabled and for_audience(prompt, reader, story) and story_allows(prompt, story)
+                 and (counted or not prompt.needs_history))
 
 
 def history_allows(prompt: Prompt, history: History, now: datetime) -> bool:

@@ -23,9 +23,7 @@ def prompt():
     except articles.ArticleNotFound:
         abort(404, description="No article has this slug.")
     slot = prompt_reader.slot(story)
-    decision = slot.decision
-    response = jsonify(show=decision.show, prompt=decision.kind,
-                       variant=decision.variant_id if decision.show else None, html=slot.html)
+    response = current_app.response_class(prompt_reader.answer(slot, story.slug), mimetype="application/json")
     response.headers["Cache-Control"] = "private, no-store"
     if slot.new_reader_id:
         prompt_reader.remember_reader(response, slot.reader.id)

@@ -9,6 +9,7 @@ Cookies:
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -213,14 +214,29 @@ def render_slot(decision: Decision, slug: str) -> str:
     Nothing in it is the reader's own: its form's CSRF token is fetched when it is sent."""
     if not decision.show:
         return ""
-    active, key = rules(), (decision.variant_id, slug, decision.articles_read)
-    kept = current_app.extensions.get("newsletter.prompt_html")
-    if kept is None or kept[0] is not active or len(kept[1]) > 10_000:  # new rules: new copy
-        kept = current_app.extensions["newsletter.prompt_html"] = (active, {})
-    html = kept[1].get(key)
-    if html is None:
-        html = kept[1][key] = render_prompt(decision, slug)
-    return html
+    return kept(("html", decision.variant_id, slug, decision.articles_read),
+                lambda: render_prompt(decision, slug))
+
+
+def answer(slot: Slot, slug: str) -> bytes:
+    """GET /api/v1/prompt's JSON body, made once per decision and story like the HTML."""
+    decision = slot.decision
+    variant = decision.variant_id if decision.show else None
+    return kept(("json", decision.show, decision.kind, variant, slug, decision.articles_read),
+                lambda: json.dumps({"show": decision.show, "prompt": decision.kind, "variant": variant,
+                                    "html": slot.html}).encode())
+
+
+def kept(key: tuple, make):
+    """`make()`, kept in process per key until the rules change (new rules: new copy)."""
+    active = rules()
+    store = current_app.extensions.get("newsletter.prompt_kept")
+    if store is None or store[0] is not active or len(store[1]) > 20_000:
+        store = current_app.extensions["newsletter.prompt_kept"] = (active, {})
+    value = store[1].get(key)
+    if value is None:
+        value = store[1][key] = make()
+    return value
 
 
 def render_prompt(decision: Decision, slug: str) -> str:

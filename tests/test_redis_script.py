@@ -1,0 +1,56 @@
+"""redis_script: our RESP packing against redis-py's, and scripts on a real Redis."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.connection import PythonRespSerializer
+
+from newsletter.redis_script import ThreadScript, pack
+
+ECHO = "return {#KEYS, KEYS[1] or '', ARGV[1] or '', ARGV[2] or ''}"
+
+
+def redis_py_pack(args) -> bytes:
+    serializer = PythonRespSerializer(buffer_cutoff=1 << 30, encode=lambda v: v if isinstance(v, bytes)
+                                      else str(v).encode())
+    return b"".join(serializer.pack(*args))
+
+
+@given(st.lists(st.one_of(st.text(), st.binary(), st.integers(), st.floats(allow_nan=False))))
+def test_pack_is_what_redis_py_sends(args):
+    command = ("EVALSHA", *args)  # redis-py splits its first argument at spaces ("CONFIG GET")
+    assert pack(command) == redis_py_pack(command)
+
+
+def test_a_script_runs_with_keys_and_arguments_of_every_kind(broker):
+    script = ThreadScript(broker, ECHO)
+
+    assert script(keys=("k:é",), args=("naïve\r\nline", b"\x00\xff")) == [1, "k:é".encode(), "naïve\r\nline".encode(),
+                                                                            b"\x00\xff"]
+    assert script(keys=(), args=(1.5, 7)) == [0, b"", b"1.5", b"7"]
+
+
+def test_a_redis_that_forgot_the_script_gets_it_again(broker):
+    script = ThreadScript(broker, ECHO)
+    script(keys=(), args=("a", "b"))
+    broker.script_flush()  # as a restarted Redis would have
+
+    assert script(keys=(), args=("c", "d")) == [0, b"", b"c", b"d"]
+
+
+def test_a_closed_connection_is_opened_again(broker):
+    script = ThreadScript(broker, ECHO)
+    script(keys=(), args=("a", "b"))
+    broker.client_kill_filter(_type="normal", skipme=True)  # drops the script's connection
+
+    assert script(keys=(), args=("c", "d")) == [0, b"", b"c", b"d"]
+
+
+def test_an_error_in_the_script_is_raised(broker):
+    import redis
+
+    script = ThreadScript(broker, "return redis.call('INCR', KEYS[1])")
+    broker.set("text", "not a number")
+    with pytest.raises(redis.exceptions.ResponseError):
+        script(keys=("text",), args=())
