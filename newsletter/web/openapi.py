@@ -209,10 +209,14 @@ SCHEMAS |= {
         "type": "object", "required": ["rules_version", "variants"],
         "properties": {"rules_version": {"type": "string"}, "variants": {"type": "array", "items": {
             "type": "object",
-            "required": ["prompt", "variant", "control", "readers", "conversions", "rate", "low", "high"],
+            "required": ["prompt", "variant", "control", "readers", "conversions", "clicks_converted", "rate",
+                         "low", "high"],
             "properties": {"prompt": {"type": "string"}, "variant": {"type": "string"},
                            "control": {"type": "boolean"}, "readers": _COUNT, "impressions": _COUNT,
                            "seen": _COUNT, "clicks": _COUNT, "dismissals": _COUNT, "conversions": _COUNT,
+                           "clicks_converted": {**_COUNT, "description": "Of the conversions, those whose "
+                                                "checkout came from the variant's own button (the rest: "
+                                                "readers assigned to it who joined elsewhere)."},
                            "rate": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}}}},
                        "other_conversions": {"type": "object", "additionalProperties": _COUNT}},
     },
@@ -308,10 +312,10 @@ OPERATIONS = {
     "prompt_api.report": {"get": _operator({
         "summary": "Per-variant prompt results",
         "description": "As `newsletter prompts report --json`: readers, impressions, events, conversions, "
-                       "conversion rate with a 95 % Wilson interval.",
+                       "conversions (clicks_converted: through the variant's button), conversion rate with a 95 % Wilson interval.",
         "tags": ["prompts"],
         "responses": {"200": _json(_ref("PromptReport"), "One row per variant and control."),
-                      "503": _json(_ref("Error"), "No Redis is configured.")}})},
+                      "503": _json(_ref("Error"), "No Redis is configured, or it did not answer.")}})},
     "editions_api.pause": {"post": _edition_control(
         "Pause a send", "Batches stop before their next message; the rest stays pending.", "changed")},
     "editions_api.resume": {"post": _edition_control(

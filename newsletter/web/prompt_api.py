@@ -76,5 +76,8 @@ def report():
     if store is None:
         abort(503, description="No Redis (NEWSLETTER_REDIS_URL): there are no counters to report.")
     session = db.session()
-    rows = prompt_report.report(session, store, rules)
+    try:
+        rows = prompt_report.report(session, store, rules)
+    except REDIS_DOWN as error:
+        abort(503, description=f"Redis did not answer ({error}): the counters cannot be read now.")
     return jsonify(prompt_report.as_json(rules, rows, prompt_report.other_conversions(session, rules)))

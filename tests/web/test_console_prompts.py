@@ -53,11 +53,11 @@ def reader_id(n: int) -> str:
     return hashlib.md5(str(n).encode()).hexdigest()
 
 
-def member_through(session, variant: str) -> None:
-    """A reader who paid through a checkout that named `variant`, as the webhook leaves it."""
+def member_through(session, variant: str, path: str = "click") -> None:
+    """A reader who paid through a checkout attributed to `variant`, as the webhook leaves it."""
     reader = memberships.new_reader(session, f"{secrets.token_hex(4)}@example.com")
     session.add(Membership(reader_id=reader.id, stripe_subscription_id=f"sub_{secrets.token_hex(6)}",
-                           status="active", prompt="membership", prompt_variant=variant))
+                           status="active", prompt="membership", prompt_variant=variant, prompt_path=path))
     session.commit()
 
 
@@ -77,19 +77,21 @@ def test_a_variants_figures_and_the_control(signed_in, session, broker):
     shown(broker, None, 5)
     for event in ("seen", "seen", "click", "dismiss"):
         prompt_history.record_event(broker, reader_id(0), event, "exp:a")
-    for _ in range(4):
-        member_through(session, "exp:a")
+    for path in ("click", "click", "click", "assigned"):
+        member_through(session, "exp:a", path)
+    member_through(session, "exp:control", "assigned")
     member_through(session, "gate")
 
     response = signed_in.get("/operator/prompts")
     assert response.status_code == 200
     page = parse(response.data)
     assert "Rules version console-7" in page.text()
-    assert row_cells(page, "exp:a") == ["exp:a", "40", "40", "2", "1", "1", "4", "10.0 % (4.0–23.1 %)"]
+    assert row_cells(page, "exp:a") == ["exp:a", "40", "40", "2", "1", "1", "4", "3", "10.0 % (4.0–23.1 %)"]
     control = page.find("tr", data_variant="exp:control")
     assert "data-control" in control.attrs and "data-control" not in page.find("tr", data_variant="exp:a").attrs
-    assert row_cells(page, "exp:control") == ["exp:control control", "5", "0", "0", "0", "0", "0", "0.0 % (0.0–43.4 %)"]
-    assert row_cells(page, "daily")[1:] == ["0", "0", "0", "0", "0", "0", "— no readers yet"]
+    assert row_cells(page, "exp:control") == ["exp:control control", "5", "0", "0", "0", "0", "1", "0",
+                                                "20.0 % (3.6–62.4 %)"]
+    assert row_cells(page, "daily")[1:] == ["0", "0", "0", "0", "0", "0", "0", "— no readers yet"]
 
     appeal = page.find("table", data_prompt="appeal")
     assert "experiment exp" in appeal.find("caption").text()

@@ -281,6 +281,16 @@ def test_the_report_for_the_console_needs_an_operator(app, client, stories):
     assert rows["daily"]["impressions"] == 1
 
 
+def test_the_report_without_redis_is_a_503_that_says_so(app, client):
+    from tests.support.console import bearer
+
+    app.config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    response = client.get("/api/v1/prompts/report", headers=bearer(app))
+
+    assert response.status_code == 503
+    assert "Redis did not answer" in response.json["error"]["message"]
+
+
 def test_the_article_api_shows_non_members_the_lede_only(client, stories):
     preview = client.get("/api/v1/articles/for-members")
     assert preview.json["paragraphs"] == ["The lede everyone reads."] and preview.json["access"] == "members"
