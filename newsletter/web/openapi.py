@@ -311,8 +311,9 @@ OPERATIONS = {
                       "422": _response("Invalid")}}},
     "prompt_api.report": {"get": _operator({
         "summary": "Per-variant prompt results",
-        "description": "As `newsletter prompts report --json`: readers, impressions, events, conversions, "
-                       "conversions (clicks_converted: through the variant's button), conversion rate with a 95 % Wilson interval.",
+        "description": "As `newsletter prompts report --json`: readers, impressions, events, conversions "
+                       "by assignment (clicks_converted: those through the variant's own button), "
+                       "conversion rate with a 95 % Wilson interval.",
         "tags": ["prompts"],
         "responses": {"200": _json(_ref("PromptReport"), "One row per variant and control."),
                       "503": _json(_ref("Error"), "No Redis is configured, or it did not answer.")}})},
