@@ -2,10 +2,31 @@
 // from a cache (data-prompt-src), then reports what the reader does with the prompt:
 // "seen" once it is on screen, "click" on its button, "dismiss" on "Not now" (which also
 // hides it). Events go to POST /api/v1/prompt/events; nothing else, no third parties.
+// "Not now" is also kept in localStorage (the prompt's id and when its snooze ends): the
+// server snoozes only readers whose reading it counts, and a reader it does not count
+// should not be asked again on the next story either.
 (function () {
   "use strict";
   var slot = document.querySelector("[data-prompt-slot]");
   if (!slot) { return; }
+  var SNOOZE = "prompt-snooze:";
+
+  function snoozedHere(box) {
+    var dismiss = box.querySelector("[data-prompt-id]");
+    if (!dismiss) { return false; }
+    try {
+      return Number(window.localStorage.getItem(SNOOZE + dismiss.getAttribute("data-prompt-id"))) > Date.now();
+    } catch (e) { return false; }  // storage refused: the server's snooze is all there is
+  }
+
+  function snoozeHere(dismiss) {
+    var id = dismiss.getAttribute("data-prompt-id");
+    var days = Number(dismiss.getAttribute("data-snooze-days"));
+    if (!id || !(days > 0)) { return; }
+    try {
+      window.localStorage.setItem(SNOOZE + id, String(Date.now() + days * 86400000));
+    } catch (e) { /* storage refused */ }
+  }
 
   function send(box, event) {
     var body = JSON.stringify({
@@ -44,13 +65,16 @@
       dismiss.hidden = false;
       dismiss.addEventListener("click", function () {
         box.remove();
+        snoozeHere(dismiss);
         send(box, "dismiss");
       });
     }
   }
 
   function wireAll() {
-    slot.querySelectorAll("[data-prompt]").forEach(wire);
+    slot.querySelectorAll("[data-prompt]").forEach(function (box) {
+      if (snoozedHere(box)) { box.remove(); } else { wire(box); }
+    });
     slot.setAttribute("data-prompt-ready", "");
   }
 

@@ -115,6 +115,36 @@ def test_join_on_the_appeal_of_a_cacheable_page_gets_past_csrf(live_app, reader,
     wait_for_count(broker, "click", 1, reader)
 
 
+def test_not_now_holds_for_a_reader_who_is_not_counted(app, live_app, reader, stories, broker, tmp_path):
+    """Consent required and not given: nothing is kept server-side, so a prompt that needs no
+    history shows on every story; "Not now" is kept by the browser instead."""
+    from playwright.sync_api import expect
+
+    rules = {"version": "uncounted", "prompts": [
+        {"id": "signup-always", "kind": "newsletter", "snooze_days": 7,
+         "experiment": {"name": "uncounted", "control_share": 0,
+                        "variants": [{"id": "uncounted:a", "copy": {"title": "Get our mail"}}]}}]}
+    path = tmp_path / "uncounted.json"
+    path.write_text(json.dumps(rules))
+    app.config.update(PROMPT_RULES=str(path), PROMPT_REQUIRE_CONSENT=True)
+    url = f"{live_app.url}/articles/{{}}"
+
+    prompt = read(reader, url.format(stories[0])).page.locator("[data-prompt-slot] .prompt--newsletter")
+    expect(prompt).to_be_visible()
+    prompt.get_by_role("button", name="Not now").click()
+    expect(prompt).to_have_count(0)
+    for slug in stories[1:3]:
+        read(reader, url.format(slug))
+        expect(reader.locator("[data-prompt-slot] .prompt--newsletter")).to_have_count(0)
+    snap(reader, "uncounted-not-now-kept")
+
+    assert "rid" not in {c["name"] for c in reader.context.cookies()}  # nothing kept about them
+    assert reader.evaluate("localStorage.getItem('prompt-snooze:signup-always')") is not None
+    reader.evaluate("localStorage.clear()")  # the same reader, storage cleared: asked again
+    read(reader, url.format(stories[3]))
+    expect(reader.locator("[data-prompt-slot] .prompt--newsletter")).to_be_visible()
+
+
 def test_a_member_sees_no_appeal_and_no_ads(app, live_app, reader, stories):
     from playwright.sync_api import expect
 
