@@ -30,6 +30,8 @@ class ArticleNotFound(LookupError):
 
 def get(session: Session, slug: str) -> Article:
     """The article with `slug`, or ArticleNotFound."""
+    if "\x00" in slug:  # in no slug, and PostgreSQL refuses it in a query's text
+        raise ArticleNotFound(slug)
     article = session.scalar(select(Article).where(Article.slug == slug))
     if article is None:
         raise ArticleNotFound(slug)

@@ -125,3 +125,9 @@ def test_lookups_and_json_shape(session):
     assert data["published_at"] == "2025-01-01T00:00:00+00:00" and data["body"] == blocks
     with pytest.raises(articles.ArticleNotFound):
         articles.get(session, "missing")
+
+
+def test_a_slug_with_a_nul_is_no_article(session):
+    # PostgreSQL refuses NUL in a query's text: without the check this is a DataError (a 500).
+    with pytest.raises(articles.ArticleNotFound):
+        articles.get(session, "story\x00")

@@ -105,6 +105,11 @@ def test_pages_every_reader_shares_are_cacheable(client, story, path):
     assert field.attrs["value"] == "" and "data-csrf" in field.attrs  # csrf.js fetches it when sent
 
 
+@pytest.mark.parametrize("path", ["/articles/story%00", "/api/v1/articles/story%00", "/api/v1/prompt?article=%00"])
+def test_a_nul_in_a_slug_is_a_404(client, session, path):
+    assert client.get(path).status_code == 404
+
+
 def test_the_csrf_token_route_is_never_cached_and_sets_the_session(client):
     response = client.get("/api/v1/csrf")
 
