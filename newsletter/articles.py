@@ -12,6 +12,7 @@ import unicodedata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter import db
 from newsletter.models import Article, utcnow
 from newsletter.seedformat import ParsedArticle
 
@@ -30,7 +31,7 @@ class ArticleNotFound(LookupError):
 
 def get(session: Session, slug: str) -> Article:
     """The article with `slug`, or ArticleNotFound."""
-    if "\x00" in slug:  # in no slug, and PostgreSQL refuses it in a query's text
+    if db.holds_nul(slug):  # in no slug, and PostgreSQL refuses it in a query's text
         raise ArticleNotFound(slug)
     article = session.scalar(select(Article).where(Article.slug == slug))
     if article is None:

@@ -66,10 +66,15 @@ def record_consent(session: Session, subscriber: Subscriber, action: str,
     version = wording_version(session, text) if text is not None else None
     record = ConsentRecord(
         subscriber_id=subscriber.id, email_hash=subscriber.email_hash, action=action,
-        version=version, at=at or utcnow(), ip=ctx.ip[:64], user_agent=ctx.user_agent[:500],
-        page=ctx.page[:1000], article=ctx.article[:120], source=ctx.source,
-        request_id=request_id)
+        version=version, at=at or utcnow(), ip=_evidence(ctx.ip, 64),
+        user_agent=_evidence(ctx.user_agent, 500), page=_evidence(ctx.page, 1000),
+        article=_evidence(ctx.article, 120), source=ctx.source, request_id=request_id)
     session.add(record)
     session.flush()
     return record
 
+
+def _evidence(value: str, size: int) -> str:
+    # What a request said about itself (any client can send a NUL in a form field, a header or
+    # JSON): kept without NULs, which PostgreSQL refuses, and cut to the column, never refused.
+    return db.without_nul(value)[:size]

@@ -43,6 +43,23 @@ def insert_ignoring_duplicate(session: Session, model, values: dict, key: str) -
     return session.execute(statement.returning(getattr(model, key))).first() is not None
 
 
+# PostgreSQL refuses NUL in text, in a column as in a query's parameter (a DataError: a 500
+# or a failed task); SQLite takes it. A string from outside that reaches SQL is refused where
+# it is validated (addresses, seed files) or goes through one of these two first.
+NUL = "\x00"
+
+
+def holds_nul(text: str) -> bool:
+    """Whether `text` holds a NUL: no row has it, and PostgreSQL cannot even look for it."""
+    return NUL in text
+
+
+def without_nul(text: str) -> str:
+    """`text` with its NULs dropped: for what we keep as evidence (a user agent, a page), not
+    for what is looked up (a slug: use holds_nul and say not found)."""
+    return text.replace(NUL, "")
+
+
 def engine_url(url: str):
     """Pick our driver for plain URLs: `postgresql://` means psycopg 3 here."""
     parsed = make_url(url)

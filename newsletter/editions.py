@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from newsletter import articles
+from newsletter import articles, db
 from newsletter.articles import ArticleNotFound
 from newsletter.models import Article, Edition, EditionArticle
 
@@ -166,7 +166,9 @@ def default_preheader(lead: Article) -> str:
 
 
 def _articles_by_slug(session: Session, slugs: list[str]) -> list[Article]:
-    found = {a.slug: a for a in session.scalars(select(Article).where(Article.slug.in_(set(slugs))))}
+    # A slug with a NUL is in no article, and PostgreSQL refuses it in a query: not looked up.
+    wanted = {slug for slug in slugs if not db.holds_nul(slug)}
+    found = {a.slug: a for a in session.scalars(select(Article).where(Article.slug.in_(wanted)))}
     for slug in slugs:
         if slug not in found:
             raise ArticleNotFound(slug)

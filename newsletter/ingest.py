@@ -135,7 +135,9 @@ def ingest_sources(session: Session, sources: list[str]) -> tuple[list[Outcome],
     """Import the local sources and queue the URLs; the caller commits, then waits."""
     outcomes, urls = [], []
     for source in sources:
-        if is_url(source):
+        if db.holds_nul(source):  # in no file name or URL, and PostgreSQL refuses it in a fetch's row
+            outcomes.append(Outcome(source, error="a path or URL cannot hold a NUL character"))
+        elif is_url(source):
             urls.append(source)
         elif _SCHEME.match(source):
             outcomes.append(Outcome(source, error="only http(s) URLs can be fetched"))

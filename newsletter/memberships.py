@@ -15,7 +15,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter import prompt_history, queue
+from newsletter import db, prompt_history, queue
 from newsletter.billing import Billing
 from newsletter.models import Membership, Reader
 from newsletter.prompt_rules import Rules
@@ -47,6 +47,12 @@ class Attribution:
     variant: str = ""
     article: str = ""
     path: str = ""
+
+    def __post_init__(self):
+        # The form's values go to Stripe and come back in the subscription the webhook's task
+        # stores: a NUL in them (PostgreSQL refuses it) would leave a paid membership unwritten.
+        for name in ("prompt", "variant", "article", "path"):
+            object.__setattr__(self, name, db.without_nul(getattr(self, name)))
 
     def metadata(self, reader_id: str) -> dict:
         values = {"reader_id": reader_id, "prompt": self.prompt, "prompt_variant": self.variant,

@@ -258,7 +258,7 @@ def report_from_fields(fields: Mapping, now: datetime) -> Report:
     email = addresses.normalise(_text(fields, "email"))
     kind = _kind(_text(fields, "type"), _text(fields, "bounce_type"))
     at = _time(_text(fields, "at"), now)
-    detail = " ".join(_text(fields, "detail").replace("\0", "").split())
+    detail = " ".join(db.without_nul(_text(fields, "detail")).split())
     return Report(email=email, kind=kind, at=at, detail=detail[:DETAIL_LENGTH])
 
 

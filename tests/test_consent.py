@@ -123,6 +123,16 @@ def test_long_values_are_cut_to_their_columns(session):
     assert (len(stored.ip), len(stored.user_agent), len(stored.page), len(stored.article)) == (64, 500, 1000, 120)
 
 
+def test_nuls_are_dropped_from_what_a_request_said(session):
+    # Any client can put a NUL in a form field, a header or JSON; PostgreSQL refuses it in text
+    # (a failed sign-up task, a 500 on confirming), so the record keeps the rest.
+    ctx = ConsentContext(ip="203.0.113.9\x00", user_agent="Fire\x00fox", page="/p\x00", article="\x00harbour")
+    record = record_consent(session, subscriber(session), "signup", ctx, "Words.")
+    session.commit()
+    stored = session.get(ConsentRecord, record.id)
+    assert (stored.ip, stored.user_agent, stored.page, stored.article) == ("203.0.113.9", "Firefox", "/p", "harbour")
+
+
 @pytest.mark.parametrize("action, source", [("subscribe", "form"), ("signup", "web"), ("", "form")])
 def test_unknown_actions_and_sources_are_refused(session, action, source):
     with pytest.raises(ValueError):

@@ -61,6 +61,17 @@ def test_unknown_slug_is_named(session):
     assert session.scalar(select(Edition)) is None
 
 
+def test_a_slug_with_a_nul_is_no_story(session):
+    # PostgreSQL refuses NUL in a query's text: without the check this is a DataError (a 500 in
+    # the console and the API, a traceback from `newsletter edition create`).
+    known = make_article(session, published_at=at(DAY, 9))
+    with pytest.raises(editions.ArticleNotFound, match="story"):
+        create(session, slugs=[known.slug, f"{known.slug}\x00"])
+    with pytest.raises(editions.ArticleNotFound):
+        create(session, slugs=["\x00"])
+    assert session.scalar(select(Edition)) is None
+
+
 def test_a_day_without_stories(session):
     make_article(session, published_at=at(DAY - timedelta(days=3), 9))
     with pytest.raises(editions.NoStories, match="2026-07-01"):

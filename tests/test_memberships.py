@@ -81,6 +81,14 @@ def test_attribution_metadata_is_short_and_skips_empty_values():
     assert set(assigned.metadata("r1")) <= set(memberships.METADATA_KEYS)
 
 
+def test_an_attribution_holds_no_nul():
+    # The checkout form's values come back from Stripe for the task that stores the membership,
+    # and PostgreSQL refuses NUL in text: a paid membership would stay unwritten.
+    posted = memberships.Attribution(prompt="member\x00ship", variant="\x00exp:a", article="story\x00")
+    assert posted == memberships.Attribution(prompt="membership", variant="exp:a", article="story")
+    assert "\x00" not in "".join(posted.metadata("r1").values())
+
+
 # ---------------------------------------------------------------- attribution at checkout (a real Redis)
 
 RULES = parse_rules({"version": "a", "prompts": [

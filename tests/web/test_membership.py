@@ -76,6 +76,18 @@ def test_checkout_hosted_page_webhook_member(app, site, stripe_sandbox, browser,
     assert "Active" in account.text and "Manage membership and billing" in account.text
 
 
+def test_a_nul_in_the_checkout_form_still_makes_the_member(app, site, stripe_sandbox, browser, run_queued):
+    # PostgreSQL refuses NUL in text: the attribution came back from Stripe with it, the
+    # welcome page answered 500 and the sync task failed, a paid membership left unwritten.
+    checkout = start_checkout(browser, site.url, article="a-\x00story", prompt="member\x00ship", variant="wa\x00rm")
+    assert pay(browser, checkout, "nul@example.com").status_code == 200
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "nul@example.com") == "member"
+    with app.app_context():
+        row = db.session().scalars(select(Membership)).one()
+        assert (row.prompt, row.prompt_variant, row.source_article) == ("membership", "warm", "a-story")
+
+
 def test_the_success_page_never_trusts_the_redirect(app, site, stripe_sandbox, browser):
     checkout = start_checkout(browser, site.url)
     session_id = checkout.url.rsplit("/", 1)[1]
