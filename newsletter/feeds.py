@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter import articles, queue, seedformat
+from newsletter import articles, db, queue, seedformat
 from newsletter.models import FeedFetch, utcnow
 from newsletter.seedformat import InvalidArticle, ParsedArticle, article_from_blocks, shorten
 
@@ -175,7 +175,16 @@ def entry_article(entry) -> tuple[str, ParsedArticle]:
         "tags": [t.get("term", "").strip() for t in entry.get("tags", ()) if t.get("term", "").strip()],
         "source_id": entry.get("id", ""),
     }
-    return key, article_from_blocks(_body_blocks(entry), **meta)
+    parsed = article_from_blocks(_body_blocks(entry), **meta)
+    if _holds_nul(key, parsed):  # raw, or a &#0; that feedparser decodes: refused as in a seed file
+        raise InvalidArticle("binary content (a NUL character), which PostgreSQL cannot store")
+    return key, parsed
+
+
+def _holds_nul(key: str, parsed: ParsedArticle) -> bool:
+    texts = [key, parsed.headline, parsed.byline, parsed.url, parsed.source_id, *parsed.tags, *parsed.notes]
+    texts += [value for block in parsed.blocks for value in block.values() if isinstance(value, str)]
+    return any(db.holds_nul(text) for text in texts)
 
 
 def entry_label(entry) -> str:

@@ -93,3 +93,14 @@ def test_a_nul_in_a_reports_detail_is_dropped(runner, tmp_path):
     result = runner.invoke(args=["subscribers", "reports", str(path)])
     assert result.exit_code == 0, result.output
     assert "suppressed 1" in result.stdout
+
+
+def test_a_nul_in_a_feed_file_is_an_error_for_that_entry(runner, tmp_path):
+    path = tmp_path / "feed.xml"
+    path.write_text('<rss version="2.0"><channel><title>t</title>'
+                    "<item><title>Bad&#0; one</title><guid>b-1</guid><description>Text.</description></item>"
+                    "<item><title>Good one</title><guid>g-1</guid><description>Text.</description></item>"
+                    "</channel></rss>")
+    result = runner.invoke(args=["ingest", str(path)])
+    refused(result, "NUL")
+    assert result.stdout == "good-one\n"

@@ -107,6 +107,21 @@ def test_entry_without_id_or_link_is_an_error_and_others_still_count(session):
     assert result.slugs == ["named"] and result.errors == ["Nameless: entry has neither an id nor a link"]
 
 
+@pytest.mark.parametrize("title, author, guid", [
+    ("Bad\x00 title", "Reporter", "b-1"), ("Bad", "Re&#0;porter", "b-1"), ("Bad", "Reporter", "b&#x0;-1"),
+])
+def test_an_entry_with_a_nul_is_an_error_and_others_still_count(session, title, author, guid):
+    # PostgreSQL refuses NUL in text: the entry stopped the whole feed (a DataError, a failed
+    # fetch task, a traceback from `newsletter ingest`). (In an HTML body nh3 drops it.)
+    data = f"""<rss version="2.0"><channel><title>t</title>
+      <item><title>{title}</title><author>{author}</author><guid>{guid}</guid><description>Text.</description></item>
+      <item><title>Named</title><guid>n-1</guid><description>Text too.</description></item>
+    </channel></rss>""".encode()
+    result = feeds.ingest_feed(session, data)
+    session.commit()
+    assert result.slugs == ["named"] and len(result.errors) == 1 and "NUL" in result.errors[0]
+
+
 @pytest.mark.parametrize("data, message", [
     (BROKEN, "not a readable RSS or Atom feed"),
     (b"", "not an RSS or Atom feed"),
