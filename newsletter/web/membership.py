@@ -99,6 +99,9 @@ def success():
         return render_template("membership/unknown_checkout.html"), 404
     try:
         checkout = memberships.completed_checkout(billing(), session_id)
+    except BillingNotConfigured as e:  # no Stripe key here: we cannot ask whether it was paid
+        current_app.logger.error("checkout success page: %s", e)
+        return render_template("membership/unavailable.html"), 503
     except BillingError:
         return render_template("membership/unknown_checkout.html"), 404
     if checkout is None:  # Stripe has not confirmed the payment yet: look again shortly

@@ -211,6 +211,13 @@ def test_without_a_stripe_key_checkout_says_payments_are_unavailable(app, site, 
     assert response.status_code == 503 and "can’t take payments right now" in response.text
 
 
+def test_without_a_stripe_key_the_success_page_says_payments_are_unavailable(app, site, browser):
+    app.config["STRIPE_SECRET_KEY"] = None
+    app.extensions.pop("billing", None)
+    response = browser.get(f"{site.url}/membership/success", params={"session_id": "cs_test_123"})
+    assert response.status_code == 503 and "can’t take payments right now" in response.text
+
+
 def test_the_member_cookie_is_secure_on_an_https_site(app, client):
     from newsletter.web import member_session
 
