@@ -6,6 +6,7 @@ file is read first.
 from __future__ import annotations
 
 import click
+from alembic.util import exc as alembic_errors
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
@@ -31,7 +32,10 @@ def db_group() -> None:
 @click.option("--revision", default="head", show_default=True)
 @with_appcontext
 def db_upgrade(revision: str) -> None:
-    db.upgrade(current_app, revision)
+    try:
+        db.upgrade(current_app, revision)
+    except alembic_errors.CommandError as error:  # an unknown revision, say: a sentence, not a traceback
+        raise click.ClickException(str(error)) from error
     click.echo(f"database at {revision}")
 
 

@@ -131,3 +131,11 @@ def test_aware_datetimes_come_back_as_utc_whatever_the_servers_zone(app, session
 
     assert published.utcoffset() == timedelta(0)
     assert published == datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def test_upgrade_to_an_unknown_revision_is_a_clear_error(empty_app):
+    result = empty_app.test_cli_runner().invoke(args=["db", "upgrade", "--revision", "nosuch"])
+
+    assert result.exit_code == 1
+    assert "Error: Can't locate revision identified by 'nosuch'" in result.output
+    assert "Traceback" not in result.output and _current_revision(empty_app) is None
