@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 import jinja2
 import pytest
 
-from newsletter import emails, mail
+from newsletter import emails, mail, smtp_url
 from newsletter.addresses import email_hash
 from newsletter.emails import MailSettings, RenderedMail, build_message, list_headers, render
 from newsletter.models import Subscriber
@@ -178,7 +178,7 @@ def test_list_headers_survive_serialisation_unchanged():
 
 def test_list_mail_reaches_a_real_smtp_server_intact(smtp_server):
     headers = list_headers(UNSUBSCRIBE, "daily@news.example.org")
-    with mail.SmtpSender(mail.parse_smtp_url(smtp_server.url)) as sender:
+    with mail.SmtpSender(smtp_url.parse_smtp_url(smtp_server.url)) as sender:
         sender.send(built(headers))
     [got] = smtp_server.wait_for("reader@example.org")
     assert str(got["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter import create_app, mail, mailcatcher
+from newsletter import create_app, mail, mailcatcher, smtp_url
 
 
 def message(to="reader@example.org", subject="Hello", **headers) -> EmailMessage:
@@ -22,63 +22,11 @@ def message(to="reader@example.org", subject="Hello", **headers) -> EmailMessage
 
 
 def smtp_sender(smtp_server, query: str = "") -> mail.SmtpSender:
-    return mail.SmtpSender(mail.parse_smtp_url(smtp_server.url + query))
-
-
-# ---------------------------------------------------------------- URL parsing
-
-def test_plain_url():
-    s = mail.parse_smtp_url("smtp://mail.example.org:2525")
-    assert (s.host, s.port, s.username, s.password) == ("mail.example.org", 2525, None, None)
-    assert not s.starttls and not s.implicit_tls
-    assert s.timeout == mail.DEFAULT_TIMEOUT
-
-
-def test_credentials_are_percent_decoded():
-    s = mail.parse_smtp_url("smtp://news%40paper:p%3As%40ss%2Fw%20rd@mail.example.org:587?starttls=1")
-    assert (s.username, s.password) == ("news@paper", "p:s@ss/w rd")
-    assert s.starttls and s.port == 587
-
-
-def test_smtps_and_default_ports():
-    s = mail.parse_smtp_url("smtps://u:p@mail.example.org")
-    assert s.implicit_tls and not s.starttls and s.port == 465
-    assert mail.parse_smtp_url("smtp://mail.example.org").port == 25
-
-
-def test_ipv6_host_and_timeout():
-    s = mail.parse_smtp_url("smtp://[::1]:2525?timeout=2.5&starttls=0")
-    assert (s.host, s.port, s.timeout, s.starttls) == ("::1", 2525, 2.5, False)
-
-
-@pytest.mark.parametrize("url, complaint", [
-    ("http://mail.example.org", "smtp:// or smtps://"),
-    ("mail.example.org:25", "smtp:// or smtps://"),
-    ("smtp://", "no host"),
-    ("smtp://mail.example.org:99999", "port"),
-    ("smtp://mail.example.org:0", "port"),
-    ("smtp://mail.example.org:twenty", "port"),
-    ("smtp://mail.example.org/inbox", "path"),
-    ("smtp://mail.example.org?starttls=maybe", "starttls=maybe"),
-    ("smtp://mail.example.org?timeout=-1", "timeout=-1"),
-    ("smtp://mail.example.org?tls=1", "tls=1"),
-    ("smtps://mail.example.org?starttls=1", "TLS from the start"),
-    ("smtp://user@mail.example.org", "needs a password"),
-])
-def test_bad_urls_say_what_is_wrong(url, complaint):
-    with pytest.raises(mail.InvalidSmtpUrl, match=complaint):
-        mail.parse_smtp_url(url)
-
-
-def test_errors_never_show_the_password():
-    with pytest.raises(mail.InvalidSmtpUrl) as caught:
-        mail.parse_smtp_url("smtp://user:hunter2@mail.example.org:http")
-    assert "hunter2" not in str(caught.value)
-    assert "user:***@" in str(caught.value)
+    return mail.SmtpSender(smtp_url.parse_smtp_url(smtp_server.url + query))
 
 
 def test_a_bad_url_stops_the_app_at_start(tmp_path):
-    with pytest.raises(mail.InvalidSmtpUrl):
+    with pytest.raises(smtp_url.InvalidSmtpUrl):
         create_app({"SMTP_URL": "smtp://mail.example.org:nope", "INSTANCE_PATH": str(tmp_path)})
 
 
@@ -184,7 +132,7 @@ def test_no_server_is_a_transient_connect_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens once the socket closes
-    with mail.SmtpSender(mail.parse_smtp_url(f"smtp://127.0.0.1:{port}")) as sender:
+    with mail.SmtpSender(smtp_url.parse_smtp_url(f"smtp://127.0.0.1:{port}")) as sender:
         with pytest.raises(mail.SmtpConnectError):
             sender.send(message())
 
@@ -194,7 +142,7 @@ def test_a_server_that_never_answers_times_out():
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         url = f"smtp://127.0.0.1:{listener.getsockname()[1]}?timeout=0.3"
-        with mail.SmtpSender(mail.parse_smtp_url(url)) as sender:
+        with mail.SmtpSender(smtp_url.parse_smtp_url(url)) as sender:
             with pytest.raises(mail.TransientSendError, match="timed out"):
                 sender.send(message())
 

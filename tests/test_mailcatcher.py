@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter import mail, mailcatcher
+from newsletter import mail, mailcatcher, smtp_url
 
 
 def message(to="reader@example.org", subject="Your sign-up", html="<p>Hello <b>there</b></p>"):
@@ -54,7 +54,7 @@ def test_the_server_keeps_the_envelope(catcher):
 
 
 def test_smtp_sender_and_the_catcher_server_meet(catcher):
-    with mail.SmtpSender(mail.parse_smtp_url(catcher.url)) as sender:
+    with mail.SmtpSender(smtp_url.parse_smtp_url(catcher.url)) as sender:
         for n in range(3):
             sender.send(message(subject=f"n{n}"))
     assert [m.subject for m in mailcatcher.list_messages(catcher.directory)] == ["n2", "n1", "n0"]
