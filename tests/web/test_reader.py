@@ -101,6 +101,7 @@ def test_pages_every_reader_shares_are_cacheable(client, story, path):
 
     assert response.headers["Cache-Control"] == "public, max-age=60"
     assert "Set-Cookie" not in response.headers  # no session, no reader id
+    assert "Cookie" not in response.headers.get("Vary", "")  # one copy serves every anonymous reader
     field = parse(response.data).find("section", class_="newsletter-box").find("input", name="csrf_token")
     assert field.attrs["value"] == "" and "data-csrf" in field.attrs  # csrf.js fetches it when sent
 
