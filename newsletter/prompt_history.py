@@ -60,12 +60,26 @@ end
 return {reads, shown, redis.call('HGETALL', KEYS[2])}
 """
 
+# Both scripts below remember the reader's bucket of a prompt the same way: the counter id
+# under the prompt id, at most `most` prompts (past it the hash starts afresh: it keeps no
+# order to drop the oldest by), kept `keep` seconds.
+REMEMBER_ASSIGNMENT = """
+local function remember_assignment(key, prompt_id, counter, most, keep)
+  local added = redis.call('HSET', key, prompt_id, counter) == 1
+  if added and redis.call('HLEN', key) > tonumber(most) then
+    redis.call('DEL', key)
+    redis.call('HSET', key, prompt_id, counter)
+  end
+  redis.call('EXPIRE', key, keep)
+end
+"""
+
 # What a decision leaves: KEYS[1] the prompt's impressions for the reader (ARGV[1] the
 # time, '' when nothing was shown or the reader is not counted), KEYS[2] the counters,
 # KEYS[3] the distinct readers assigned (ARGV[4] the reader id, '' for none), KEYS[4] the
 # reader's assignments (ARGV[6] the prompt id -> ARGV[7] the counter id, at most ARGV[8]
 # prompts; ARGV[3] seconds to keep).
-RECORD_SCRIPT = """
+RECORD_SCRIPT = REMEMBER_ASSIGNMENT + """
 if ARGV[1] ~= '' then
   redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
@@ -75,12 +89,7 @@ if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[2], 'impressions', 1) end
 redis.call('HINCRBY', KEYS[2], 'assigned', 1)
 if ARGV[4] ~= '' then
   redis.call('PFADD', KEYS[3], ARGV[4])
-  local added = redis.call('HSET', KEYS[4], ARGV[6], ARGV[7]) == 1
-  if added and redis.call('HLEN', KEYS[4]) > tonumber(ARGV[8]) then
-    redis.call('DEL', KEYS[4])
-    redis.call('HSET', KEYS[4], ARGV[6], ARGV[7])
-  end
-  redis.call('EXPIRE', KEYS[4], ARGV[3])
+  remember_assignment(KEYS[4], ARGV[6], ARGV[7], ARGV[8], ARGV[3])
 end
 return 0
 """
@@ -95,7 +104,7 @@ return 0
 # "prompt-id counter-id min_reads read_window cap cap_window gap show" (seconds; show 0:
 # the control). The keys are made here from those ids, as the Python functions name them,
 # so the script needs a single Redis server, not a cluster.
-DECIDE_SCRIPT = """
+DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local lines = {}
 for line in string.gmatch(ARGV[4], '[^\\n]+') do lines[#lines + 1] = line end
@@ -130,12 +139,7 @@ for i = 2, #lines do
     end
     redis.call('HINCRBY', 'prompt:stats:' .. counter, 'assigned', 1)
     redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
-    local added = redis.call('HSET', assigned_key, id, counter) == 1
-    if added and redis.call('HLEN', assigned_key) > tonumber(max_assigned) then
-      redis.call('DEL', assigned_key)
-      redis.call('HSET', assigned_key, id, counter)
-    end
-    redis.call('EXPIRE', assigned_key, keep)
+    remember_assignment(assigned_key, id, counter, max_assigned, keep)
     return {i - 2, reads}
   end
 end
