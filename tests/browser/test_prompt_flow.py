@@ -5,7 +5,6 @@ test-artifacts/browser/.
 """
 from __future__ import annotations
 
-import json
 import secrets
 
 import pytest
@@ -16,6 +15,7 @@ from newsletter.models import Membership
 from newsletter.web import member_session
 from tests.factories import make_article, paragraph
 from tests.support.browser import snap
+from tests.support.prompts import rules_file
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,7 @@ RULES = {"version": "browser", "prompts": [
 
 @pytest.fixture
 def app_config(app_config, tmp_path):
-    path = tmp_path / "rules.json"
-    path.write_text(json.dumps(RULES))
-    return app_config | {"PROMPT_RULES": str(path)}
+    return app_config | {"PROMPT_RULES": rules_file(tmp_path, RULES)}
 
 
 @pytest.fixture
@@ -124,9 +122,7 @@ def test_not_now_holds_for_a_reader_who_is_not_counted(app, live_app, reader, st
         {"id": "signup-always", "kind": "newsletter", "snooze_days": 7,
          "experiment": {"name": "uncounted", "control_share": 0,
                         "variants": [{"id": "uncounted:a", "copy": {"title": "Get our mail"}}]}}]}
-    path = tmp_path / "uncounted.json"
-    path.write_text(json.dumps(rules))
-    app.config.update(PROMPT_RULES=str(path), PROMPT_REQUIRE_CONSENT=True)
+    app.config.update(PROMPT_RULES=rules_file(tmp_path, rules, "uncounted.json"), PROMPT_REQUIRE_CONSENT=True)
     url = f"{live_app.url}/articles/{{}}"
 
     prompt = read(reader, url.format(stories[0])).page.locator("[data-prompt-slot] .prompt--newsletter")

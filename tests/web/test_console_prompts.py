@@ -4,7 +4,6 @@ database, the page read as a signed-in operator."""
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from datetime import datetime, timezone
 
@@ -15,6 +14,7 @@ from newsletter.mailcatcher import free_port
 from newsletter.models import Membership
 from newsletter.prompt_rules import parse_rules
 from tests.support.console import location_path, make_operator, sign_in
+from tests.support.prompts import rules_file
 from tests.web.markup import parse
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -28,9 +28,7 @@ APPEAL = parse_rules(RULES).prompts[0]
 
 @pytest.fixture
 def app_config(app_config, tmp_path):
-    path = tmp_path / "rules.json"
-    path.write_text(json.dumps(RULES))
-    return app_config | {"PROMPT_RULES": str(path)}
+    return app_config | {"PROMPT_RULES": rules_file(tmp_path, RULES)}
 
 
 @pytest.fixture
@@ -115,9 +113,7 @@ def test_nothing_counted_yet(signed_in):
 
 
 def test_rules_without_prompts(app, signed_in, tmp_path):
-    empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"version": "none", "prompts": []}))
-    app.config["PROMPT_RULES"] = str(empty)
+    app.config["PROMPT_RULES"] = rules_file(tmp_path, {"version": "none", "prompts": []}, "empty.json")
     assert "The rules have no prompts" in parse(signed_in.get("/operator/prompts").data).text()
 
 

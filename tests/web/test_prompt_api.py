@@ -16,6 +16,7 @@ from newsletter.mailcatcher import free_port
 from newsletter.models import Membership, utcnow
 from newsletter.web import member_session
 from tests.factories import make_article, paragraph
+from tests.support.prompts import rules_file
 from tests.web.markup import parse
 from tests.web.signups import SECRET_KEY, csrf_token, make_subscriber
 
@@ -35,9 +36,7 @@ RULES = {"version": "web-test", "prompts": [
 
 @pytest.fixture
 def app_config(app_config, tmp_path):
-    path = tmp_path / "rules.json"
-    path.write_text(json.dumps(RULES))
-    return app_config | {"PROMPT_RULES": str(path)}
+    return app_config | {"PROMPT_RULES": rules_file(tmp_path, RULES)}
 
 
 @pytest.fixture
@@ -207,9 +206,7 @@ def test_unknown_article(client, stories):
 
 
 def test_the_kill_switch(app, client, stories, tmp_path):
-    path = tmp_path / "off.json"
-    path.write_text(json.dumps(RULES | {"version": "off", "enabled": False}))
-    app.config["PROMPT_RULES"] = str(path)
+    app.config["PROMPT_RULES"] = rules_file(tmp_path, RULES | {"version": "off", "enabled": False}, "off.json")
     assert [ask(client, slug).json["show"] for slug in stories[:4]] == [False] * 4
 
 

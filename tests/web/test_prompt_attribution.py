@@ -7,8 +7,6 @@ from the sandbox to the app; the tasks they queue run as a worker would (`run_qu
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 import redis
 import requests
@@ -22,6 +20,7 @@ from newsletter.redis_url import client as redis_client
 from tests.conftest import open_shop, stripe_settings
 from tests.factories import make_article, paragraph
 from tests.support.membership import follow, form_of, pay, start_checkout, submit
+from tests.support.prompts import rules_file
 from tests.web.markup import parse
 from tests.web.signups import run_queued  # noqa: F401  (fixture)
 
@@ -44,9 +43,8 @@ def rules():
 
 @pytest.fixture
 def app_config(app_config, live_server, stripe_sandbox, tmp_path, rules):
-    path = tmp_path / "rules.json"
-    path.write_text(json.dumps(rules))
-    return app_config | {"BASE_URL": live_server.url, "PROMPT_RULES": str(path)} | stripe_settings(stripe_sandbox)
+    return (app_config | {"BASE_URL": live_server.url, "PROMPT_RULES": rules_file(tmp_path, rules)}
+            | stripe_settings(stripe_sandbox))
 
 
 @pytest.fixture

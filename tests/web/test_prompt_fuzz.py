@@ -3,13 +3,12 @@
 is refused."""
 from __future__ import annotations
 
-import json
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter import prompt_history
+from tests.support.prompts import rules_file
 from tests.web.test_prompt_api import BROWSER, RULES, ask
 from tests.web.test_signup_fuzz import json_values
 
@@ -30,9 +29,7 @@ events = st.one_of(
 
 @pytest.fixture
 def app_config(app_config, tmp_path):
-    path = tmp_path / "rules.json"
-    path.write_text(json.dumps(RULES))
-    return app_config | {"PROMPT_RULES": str(path)}
+    return app_config | {"PROMPT_RULES": rules_file(tmp_path, RULES)}
 
 
 def counted(broker) -> dict:
