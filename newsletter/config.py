@@ -108,6 +108,7 @@ def load(app: Flask, test_config: dict | None) -> None:
         app.config.from_mapping(test_config)
     if app.config.get("INSTANCE_PATH"):
         app.instance_path = str(app.config["INSTANCE_PATH"])
+    app.config["INSTANCE_PATH"] = app.instance_path  # concrete, for those that keep files there
     instance = Path(app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config["DATABASE_URL"]:

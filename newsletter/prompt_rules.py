@@ -1,7 +1,8 @@
 """The prompt rules: a versioned JSON file read into frozen dataclasses.
 
-The shipped default is newsletter/prompt_rules.json; PROMPT_RULES names another file.
-A file is read again when it changes (its mtime), so an edit takes effect without a
+The shipped default is newsletter/prompt_rules.json; PROMPT_RULES names another file, and
+the console saves its edits to that file or, without it, to the instance folder
+(newsletter.prompt_rules_edit). A file is read again when it changes (its mtime), so an edit takes effect without a
 restart. docs/prompts.md describes every key.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_PATH = Path(__file__).with_name("prompt_rules.json")
+INSTANCE_NAME = "prompt_rules.json"
 KINDS = ("membership", "newsletter", "update_card")
 PROMPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,50}")
 
@@ -88,7 +90,18 @@ class Rules:
 
 
 def rules_path(config) -> Path:
-    return Path(config.get("PROMPT_RULES") or DEFAULT_PATH)
+    """The rules file in force: PROMPT_RULES; else the copy the console saved in the instance
+    folder, once there is one; else the shipped default."""
+    if config.get("PROMPT_RULES"):
+        return Path(config["PROMPT_RULES"])
+    edited = editable_path(config)
+    return edited if edited.exists() else DEFAULT_PATH
+
+
+def editable_path(config) -> Path:
+    """Where the console saves the rules: PROMPT_RULES, or the instance folder's copy (the
+    shipped file is the package's own, replaced on every upgrade)."""
+    return Path(config.get("PROMPT_RULES") or Path(config["INSTANCE_PATH"]) / INSTANCE_NAME)
 
 
 def load_rules(path: Path) -> Rules:
