@@ -1,0 +1,204 @@
+"""Saving the prompt rules from the console or the CLI: each save a new version of the file.
+
+The app reads the file prompt_rules.rules_path names; a save writes the whole document to
+prompt_rules.editable_path under a new `version` (today's date and a number) with who
+saved it and when, through a temporary file renamed over the old one, so a worker reading
+it never sees half a file. Every saved version is also kept, bounded, in a
+`<name>.history/` folder beside it: what the console lists and restores. A save names the
+version it was made from; when another save came in between, it is refused (StaleRules)
+rather than silently undoing the other. Saves on one host are serialized by a lock file;
+workers on other hosts see a save only through storage they share (docs/prompts.md).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from newsletter.prompt_rules import InvalidRules, Rules, editable_path, load_rules, parse_rules, rules_path
+
+HISTORY_KEPT = 50
+MAX_BYTES = 256 * 1024
+SAVE_KEYS = ("version", "saved_at", "saved_by")  # set by a save, whatever the text said
+UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+class StaleRules(Exception):
+    """The rules were saved by someone else since the version the edit was made from."""
+
+    def __init__(self, latest: Current) -> None:
+        super().__init__(f"version {latest.version} was saved since"
+                         + (f" (by {latest.saved_by}, {latest.saved_at})" if latest.saved_by else ""))
+        self.latest = latest
+
+
+class UnknownVersion(LookupError):
+    """No kept version has this name."""
+
+
+@dataclass(frozen=True)
+class Current:
+    """The rules file in force as text, and what it says of itself (version None: unreadable)."""
+
+    path: Path
+    text: str
+    version: str | None
+    saved_at: str | None = None
+    saved_by: str | None = None
+    enabled: bool = True
+
+
+def current(config) -> Current:
+    """The rules in force, as the editor shows them."""
+    path = rules_path(config)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:  # PROMPT_RULES names a file not made yet: the first save makes it
+        return Current(path, "", None)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return Current(path, text, None)
+    return _described(path, text, data)
+
+
+def _described(path: Path, text: str, data) -> Current:
+    if not isinstance(data, dict) or "version" not in data:
+        return Current(path, text, None)
+    return Current(path, text, str(data["version"]), _text(data.get("saved_at")), _text(data.get("saved_by")),
+                   data.get("enabled", True) is not False)
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def checked(text: str) -> dict:
+    """The document in `text`, when it makes valid rules; else InvalidRules saying why."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise InvalidRules(f"the rules are larger than {MAX_BYTES // 1024} kB")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidRules(f"not JSON: {error.msg} (line {error.lineno}, column {error.colno})") from error
+    if isinstance(data, dict):
+        data = {"version": "new"} | data  # a pasted document need not carry one: the save sets it
+    parse_rules(data)
+    return data
+
+
+def save(config, text: str, based_on: str | None, author: str, now: datetime) -> Rules:
+    """Save `text` as the rules' new version, made from version `based_on`; the new rules."""
+    data = checked(text)
+    path = editable_path(config)
+    with _locked(path):
+        before = current(config)
+        if before.version != based_on:
+            raise StaleRules(before)
+        _keep(path, before)
+        saved = {"version": _next_version(path, now, before.version), "saved_at": now.isoformat(timespec="seconds"),
+                 "saved_by": author} | {k: v for k, v in data.items() if k not in SAVE_KEYS}
+        document = json.dumps(saved, indent=2, ensure_ascii=False) + "\n"
+        _write(path, document)
+        _write(_history_dir(path) / _file_name(saved["version"]), document)
+        _trim(_history_dir(path))
+    return load_rules(path)
+
+
+def switch(config, enabled: bool, based_on: str | None, author: str, now: datetime) -> Rules:
+    """The kill switch: the rules in force saved with every prompt on or off."""
+    data = checked(current(config).text)
+    return save(config, json.dumps(data | {"enabled": enabled}), based_on, author, now)
+
+
+def restore(config, version: str, based_on: str | None, author: str, now: datetime) -> Rules:
+    """A kept version saved again, as the newest."""
+    return save(config, kept(config, version).text, based_on, author, now)
+
+
+def history(config) -> list[Current]:
+    """The kept versions, newest first."""
+    folder = _history_dir(editable_path(config))
+    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True) if folder.is_dir() else []
+    return [entry for entry in map(_read_kept, files) if entry.version is not None]
+
+
+def kept(config, version: str) -> Current:
+    """The kept version named `version`."""
+    for entry in history(config):
+        if entry.version == version:
+            return entry
+    raise UnknownVersion(f"no kept version {version!r}")
+
+
+def _read_kept(path: Path) -> Current:
+    text = path.read_text(encoding="utf-8")
+    try:
+        return _described(path, text, json.loads(text))
+    except json.JSONDecodeError:
+        return Current(path, text, None)
+
+
+def _keep(path: Path, before: Current) -> None:
+    """The version being replaced, into the history, when it is not there yet (the shipped
+    file, or one an engineer put in place)."""
+    if before.version is None:
+        return
+    target = _history_dir(path) / _file_name(before.version)
+    if not target.exists():
+        _write(target, before.text)
+
+
+def _next_version(path: Path, now: datetime, before: str | None) -> str:
+    day = now.strftime("%Y-%m-%d")
+    taken = [entry.version for entry in map(_read_kept, _history_dir(path).glob(f"{day}.*.json"))] + [before]
+    numbers = [int(v.rsplit(".", 1)[1]) for v in taken if v and re.fullmatch(rf"{day}\.\d+", v)]
+    return f"{day}.{max(numbers, default=0) + 1}"
+
+
+def _history_dir(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.history")
+
+
+def _file_name(version: str) -> str:
+    # Versions an engineer wrote may hold anything; the name only has to be safe and distinct.
+    return UNSAFE.sub("_", version)[:100] + ".json"
+
+
+def _trim(folder: Path) -> None:
+    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in files[HISTORY_KEPT:]:
+        old.unlink(missing_ok=True)
+
+
+def _write(path: Path, text: str) -> None:
+    """`text` as the whole of `path`: written beside it, flushed, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _locked(path: Path):
+    """One save at a time on this host, across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
