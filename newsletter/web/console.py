@@ -37,11 +37,12 @@ RECENT_EDITIONS = 10
 def init_app(app: Flask) -> None:
     """Register the console's blueprints and rate-limit the sign-in form."""
     from newsletter import limits
-    from newsletter.web import console_editions, console_prompts, devmail
+    from newsletter.web import console_editions, console_prompt_rules, console_prompts, devmail
 
     app.register_blueprint(bp)
     app.register_blueprint(console_editions.bp)
     app.register_blueprint(console_prompts.bp)
+    app.register_blueprint(console_prompt_rules.bp)
     app.register_blueprint(devmail.moved_bp)
     app.add_template_global(lambda: mail.catcher_in_use(current_app.config), "mail_catcher_in_use")
     limit = limits.limiter(app).limit(

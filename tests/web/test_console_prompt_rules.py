@@ -1,0 +1,171 @@
+"""The console's rules editor, /operator/prompts/rules, as a signed-in operator: saves that
+reach the reader's slot, the kill switch, restores, and refusals that keep the text."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from newsletter import db
+from newsletter.prompt_rules import DEFAULT_PATH, load_rules
+from tests.factories import make_article
+from tests.support.console import csrf_token, make_operator, sign_in
+from tests.support.prompts import rules_file
+from tests.web.markup import parse
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+RULES = {"version": "desk-1", "prompts": [
+    {"id": "appeal", "kind": "membership", "experiment": {"name": "exp", "control_share": 0, "variants": [
+        {"id": "exp:a", "copy": {"title": "Old title", "body": ["Join."], "button": "Join"}}]}}]}
+PAGE = "/operator/prompts/rules"
+
+
+@pytest.fixture
+def app_config(app_config, tmp_path):
+    return app_config | {"PROMPT_RULES": rules_file(tmp_path, RULES)}
+
+
+@pytest.fixture
+def signed_in(app, client):
+    make_operator(app)
+    assert sign_in(client).status_code == 303
+    return client
+
+
+@pytest.fixture
+def story(app):
+    with app.app_context():
+        session = db.session()
+        make_article(session, slug="a-story", section="News")
+        session.commit()
+    return "a-story"
+
+
+def form(client, **fields) -> dict:
+    return {"csrf_token": csrf_token(client, PAGE)} | fields
+
+
+def with_title(title: str) -> str:
+    rules = json.loads(json.dumps(RULES))
+    rules["prompts"][0]["experiment"]["variants"][0]["copy"]["title"] = title
+    return json.dumps(rules, indent=2)
+
+
+def slot(client, slug: str) -> dict:
+    """What the slot shows a reader of `slug` now."""
+    return client.get(f"/api/v1/prompt?article={slug}", headers={"User-Agent": BROWSER}).get_json()
+
+
+def slot_until(client, slug: str, check, wait: float = 3.0) -> dict:
+    """The slot, asked until `check` holds or `wait` runs out: the rules are looked at once a second."""
+    end = time.monotonic() + wait
+    while True:
+        answer = slot(client, slug)
+        if check(answer) or time.monotonic() > end:
+            return answer
+        time.sleep(0.1)
+
+
+def test_the_editor_shows_the_rules_in_force(signed_in, app):
+    page = parse(signed_in.get(PAGE).data)
+    assert json.loads(page.find("textarea", id="rules").text()) == RULES
+    assert page.find("input", id="based-on").attrs["value"] == "desk-1"
+    assert "Prompts are on" in page.find(data_prompts_state="on").text()
+
+
+def test_a_save_reaches_the_readers_slot_within_a_second(signed_in, app, story):
+    assert "Old title" in slot(signed_in, story)["html"]
+    response = signed_in.post(PAGE, data=form(signed_in, rules=with_title("New title"), based_on="desk-1"))
+    assert response.status_code == 303
+    page = parse(signed_in.get(PAGE).data)
+    assert "Saved as version" in page.find(role="status").text()
+    assert "New title" in slot_until(signed_in, story, lambda a: "New title" in a["html"])["html"]
+    saved = load_rules(Path(app.config["PROMPT_RULES"]))
+    assert saved.version.count(".") == 1 and saved.version != "desk-1"
+    assert [row.attrs["data-version"] for row in page.find_all("tr") if "data-version" in row.attrs] == [
+        saved.version, "desk-1"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{ not json", "not JSON"),
+    (json.dumps({"prompts": [{"id": "appeal", "kind": "poster"}]}), "prompts[0].kind"),
+])
+def test_invalid_rules_are_refused_with_the_text_kept(signed_in, app, text, message):
+    response = signed_in.post(PAGE, data=form(signed_in, rules=text, based_on="desk-1"))
+    assert response.status_code == 422
+    page = parse(response.data)
+    assert message in page.find(role="alert").text()
+    assert page.find("textarea", id="rules").text() == text
+    assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
+
+
+def test_a_save_from_an_older_version_is_refused_with_the_text_kept(signed_in, app):
+    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("First"), based_on="desk-1")).status_code == 303
+    mine = with_title("Second")
+    response = signed_in.post(PAGE, data=form(signed_in, rules=mine, based_on="desk-1"))
+    assert response.status_code == 409
+    page = parse(response.data)
+    assert "was saved since (by desk@example.org" in page.find(role="alert").text()
+    assert json.loads(page.find("textarea", id="rules").text()) == json.loads(mine)
+    assert "First" in Path(app.config["PROMPT_RULES"]).read_text()
+
+
+def test_an_expired_form_keeps_the_text(signed_in):
+    mine = with_title("Typed for an hour")
+    response = signed_in.post(PAGE, data={"csrf_token": "stale", "rules": mine, "based_on": "desk-1"})
+    assert response.status_code == 400
+    page = parse(response.data)
+    assert "nothing was saved" in page.find(role="alert").text()
+    assert json.loads(page.find("textarea", id="rules").text()) == json.loads(mine)
+
+
+def test_the_kill_switch_empties_every_slot_and_back(signed_in, story):
+    assert slot(signed_in, story)["show"] is True
+    assert signed_in.post(f"{PAGE}/switch", data=form(signed_in, enabled="off", based_on="desk-1")).status_code == 303
+    assert slot_until(signed_in, story, lambda a: not a["show"])["show"] is False
+    page = parse(signed_in.get(PAGE).data)
+    assert page.find_all(data_prompts_state="off")
+    latest = page.find("input", id="based-on").attrs["value"]
+    assert signed_in.post(f"{PAGE}/switch", data=form(signed_in, enabled="on", based_on=latest)).status_code == 303
+    assert slot_until(signed_in, story, lambda a: a["show"])["show"] is True
+
+
+def test_restore_brings_back_a_kept_version(signed_in, app, story):
+    signed_in.post(PAGE, data=form(signed_in, rules=with_title("Replaced"), based_on="desk-1"))
+    latest = parse(signed_in.get(PAGE).data).find("input", id="based-on").attrs["value"]
+    viewed = parse(signed_in.get(f"{PAGE}/version?v=desk-1").data)
+    assert json.loads(viewed.find("pre").text()) == RULES
+    response = signed_in.post(f"{PAGE}/restore", data=form(signed_in, version="desk-1", based_on=latest))
+    assert response.status_code == 303
+    assert "Old title" in slot_until(signed_in, story, lambda a: "Old title" in a["html"])["html"]
+    assert signed_in.get(f"{PAGE}/version?v=nope").status_code == 404
+
+
+def test_an_unwritable_rules_file_is_a_clear_error_with_the_text_kept(signed_in, app):
+    # /proc takes no new files, even from root (CI runs as root, so file modes would not refuse).
+    app.config["PROMPT_RULES"] = "/proc/self/prompt-rules.json"
+    mine = with_title("Cannot land")
+    response = signed_in.post(PAGE, data=form(signed_in, rules=mine, based_on=""))
+    assert response.status_code == 500
+    page = parse(response.data)
+    assert "cannot be written" in page.find(role="alert").text()
+    assert json.loads(page.find("textarea").text()) == json.loads(mine)
+
+
+def test_without_prompt_rules_the_save_lands_in_the_instance_folder(signed_in, app):
+    app.config["PROMPT_RULES"] = None
+    shipped = load_rules(DEFAULT_PATH).version
+    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("Ours"), based_on=shipped)).status_code == 303
+    saved = json.loads((Path(app.instance_path) / "prompt_rules.json").read_text())
+    assert saved["saved_by"] == "desk@example.org" and load_rules(DEFAULT_PATH).version == shipped
+
+
+def test_the_editor_is_for_operators_only(client, app):
+    response = client.get(PAGE)
+    assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
+    token = csrf_token(client)
+    response = client.post(PAGE, data={"csrf_token": token, "rules": with_title("Not yours"), "based_on": "desk-1"})
+    assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
+    assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
