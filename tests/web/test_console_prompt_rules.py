@@ -164,8 +164,8 @@ def test_without_prompt_rules_the_save_lands_in_the_instance_folder(signed_in, a
 
 def test_the_editor_is_for_operators_only(client, app):
     response = client.get(PAGE)
-    assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/operator/login")
     token = csrf_token(client)
     response = client.post(PAGE, data={"csrf_token": token, "rules": with_title("Not yours"), "based_on": "desk-1"})
-    assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/operator/login")
     assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
