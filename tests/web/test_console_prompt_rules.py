@@ -167,5 +167,5 @@ def test_the_editor_is_for_operators_only(client, app):
     assert response.status_code == 302 and response.headers["Location"].startswith("/operator/login")
     token = csrf_token(client)
     response = client.post(PAGE, data={"csrf_token": token, "rules": with_title("Not yours"), "based_on": "desk-1"})
-    assert response.status_code == 302 and response.headers["Location"].startswith("/operator/login")
+    assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
     assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
