@@ -1,7 +1,8 @@
-"""`newsletter prompts …`: the prompt rules in force and what each variant earned.
-Shims over newsletter.prompt_rules and newsletter.prompt_report."""
+"""`newsletter prompts …`: the prompt rules in force, their saved versions, and what each
+variant earned. Shims over newsletter.prompt_rules, prompt_rules_edit and prompt_report."""
 from __future__ import annotations
 
+import getpass
 import json
 
 import click
@@ -9,6 +10,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from newsletter import db, prompt_report
+from newsletter import prompt_rules_edit as edit
+from newsletter.models import utcnow
 from newsletter.prompt_rules import InvalidRules, load_rules, rules_path
 from newsletter.redis_url import client
 
@@ -33,6 +36,53 @@ def check_command() -> None:
         variants = len(prompt.experiment.variants) if prompt.experiment else 0
         click.echo(f"  {prompt.priority:4d} {prompt.id} ({prompt.kind}), {variants} variant(s)"
                    f"{'' if prompt.enabled else ', disabled'}")
+
+
+@prompts_group.command("save", help="Check FILE (the rules as JSON; - for stdin) and save it as the rules' "
+                       "new version, as the console's editor does.")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@with_appcontext
+def save_command(file) -> None:
+    text = file.read()
+    _saved(lambda config, based_on: edit.save(config, text, based_on, _author(), utcnow()))
+
+
+@prompts_group.command("switch", help="The kill switch: every prompt on or off (a new version of the rules).")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@with_appcontext
+def switch_command(state: str) -> None:
+    _saved(lambda config, based_on: edit.switch(config, state == "on", based_on, _author(), utcnow()))
+
+
+@prompts_group.command("restore", help="Save a kept VERSION again as the rules' newest.")
+@click.argument("version")
+@with_appcontext
+def restore_command(version: str) -> None:
+    _saved(lambda config, based_on: edit.restore(config, version, based_on, _author(), utcnow()))
+
+
+@prompts_group.command("history", help="The kept versions of the rules, newest first.")
+@with_appcontext
+def history_command() -> None:
+    latest = edit.current(current_app.config).version
+    for entry in edit.history(current_app.config):
+        mark = " (in force)" if entry.version == latest else ""
+        click.echo(f"{entry.version:24} {entry.saved_at or '-':26} {entry.saved_by or '-':32} "
+                   f"prompts {'on' if entry.enabled else 'off'}{mark}")
+
+
+def _saved(action) -> None:
+    config = current_app.config
+    try:
+        rules = action(config, edit.current(config).version)
+    except (InvalidRules, edit.UnknownVersion, edit.StaleRules, OSError) as error:
+        raise click.ClickException(f"not saved: {error}") from error
+    click.echo(f"saved version {rules.version} to {edit.editable_path(config)}: prompts "
+               f"{'on' if rules.enabled else 'OFF (kill switch)'}")
+
+
+def _author() -> str:
+    return f"cli:{getpass.getuser()}"
 
 
 @prompts_group.command("report", help="Per variant: readers, impressions, events, conversions (and those "

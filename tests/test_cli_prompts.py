@@ -43,3 +43,38 @@ def test_report_table_and_json(runner, session, broker):
     row = next(v for v in document["variants"] if v["variant"] == "appeal-2026-11:journalism")
     assert (row["readers"], row["conversions"], row["clicks_converted"]) == (20, 2, 1)
     assert document["other_conversions"] == {"gate": 1}
+
+
+def test_save_switch_history_and_restore_from_the_cli(app, runner, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"version": "desk-1", "prompts": [{"id": "appeal", "kind": "membership"}]}))
+    app.config["PROMPT_RULES"] = str(path)
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps({"prompts": [{"id": "daily", "kind": "newsletter"}]}))
+
+    saved = runner.invoke(args=["prompts", "save", str(new)])
+    assert saved.exit_code == 0, saved.output
+    version = json.loads(path.read_text())["version"]
+    assert f"saved version {version} to {path}: prompts on" in saved.output
+    assert json.loads(path.read_text())["saved_by"].startswith("cli:")
+
+    off = runner.invoke(args=["prompts", "switch", "off"])
+    assert off.exit_code == 0 and "OFF (kill switch)" in off.output
+
+    history = runner.invoke(args=["prompts", "history"]).output.splitlines()
+    assert [line.split()[0] for line in history][-1] == "desk-1" and "(in force)" in history[0]
+
+    restored = runner.invoke(args=["prompts", "restore", "desk-1"])
+    assert restored.exit_code == 0, restored.output
+    assert [p["id"] for p in json.loads(path.read_text())["prompts"]] == ["appeal"]
+
+
+def test_the_cli_refuses_bad_rules_and_unknown_versions_and_changes_nothing(app, runner, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"version": "desk-1", "prompts": []}))
+    app.config["PROMPT_RULES"] = str(path)
+    bad = runner.invoke(args=["prompts", "save", "-"], input='{"prompts": [{"id": "x", "kind": "popup"}]}')
+    assert bad.exit_code == 1 and "not saved: prompts[0].kind" in bad.output
+    unknown = runner.invoke(args=["prompts", "restore", "nope"])
+    assert unknown.exit_code == 1 and "not saved: no kept version 'nope'" in unknown.output
+    assert json.loads(path.read_text()) == {"version": "desk-1", "prompts": []}
