@@ -169,3 +169,16 @@ def test_the_editor_is_for_operators_only(client, app):
     response = client.post(PAGE, data={"csrf_token": token, "rules": with_title("Not yours"), "based_on": "desk-1"})
     assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
     assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
+
+
+def test_nul_bytes_anywhere_are_a_clear_answer(signed_in, app, story):
+    raw_nul = with_title("aXb").replace("aXb", "a\x00b")  # json.dumps would escape it
+    raw = signed_in.post(PAGE, data=form(signed_in, rules=raw_nul, based_on="desk-1"))
+    assert raw.status_code == 422 and "not JSON: Invalid control character" in parse(raw.data).find(role="alert").text()
+    escaped = with_title("a\\u0000b")
+    assert signed_in.post(PAGE, data=form(signed_in, rules=escaped, based_on="desk-1")).status_code == 303
+    answer = slot_until(signed_in, story, lambda a: "a\x00b" in a["html"] or "a\ufffdb" in a["html"])
+    assert answer["show"] is True
+    assert signed_in.get(f"{PAGE}/version?v=\x00").status_code == 404
+    latest = parse(signed_in.get(PAGE).data).find("input", id="based-on").attrs["value"]
+    assert signed_in.post(f"{PAGE}/restore", data=form(signed_in, version="\x00", based_on=latest)).status_code == 404
