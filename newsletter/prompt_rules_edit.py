@@ -11,6 +11,7 @@ workers on other hosts see a save only through storage they share (docs/prompts.
 """
 from __future__ import annotations
 
+import difflib
 import fcntl
 import json
 import os
@@ -135,6 +136,20 @@ def kept(config, version: str) -> Current:
         if entry.version == version:
             return entry
     raise UnknownVersion(f"no kept version {version!r}")
+
+
+def changes(older: Current, newer: Current) -> list[str]:
+    """What `newer` changed in `older`, as the lines of a unified diff (none: the same rules).
+    Both are laid out alike first, so a file written on one line compares key by key."""
+    return list(difflib.unified_diff(_laid_out(older.text), _laid_out(newer.text), lineterm="",
+                                     fromfile=f"version {older.version}", tofile=f"version {newer.version}"))
+
+
+def _laid_out(text: str) -> list[str]:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False).splitlines()
+    except json.JSONDecodeError:
+        return text.splitlines()
 
 
 def _read_kept(path: Path) -> Current:

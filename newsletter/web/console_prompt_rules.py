@@ -52,7 +52,9 @@ def version():
         entry = edit.kept(current_app.config, request.args.get("v", ""))
     except edit.UnknownVersion as error:
         return editor(error=f"{error}: it may be older than the {edit.HISTORY_KEPT} kept.", status=404)
-    return render_template("operator/prompt_rules_version.html", entry=entry, latest=edit.current(current_app.config))
+    latest = edit.current(current_app.config)
+    return render_template("operator/prompt_rules_version.html", entry=entry, latest=latest,
+                           changes=edit.changes(entry, latest))
 
 
 @bp.errorhandler(CSRFError)

@@ -182,3 +182,12 @@ def test_nul_bytes_anywhere_are_a_clear_answer(signed_in, app, story):
     assert signed_in.get(f"{PAGE}/version?v=\x00").status_code == 404
     latest = parse(signed_in.get(PAGE).data).find("input", id="based-on").attrs["value"]
     assert signed_in.post(f"{PAGE}/restore", data=form(signed_in, version="\x00", based_on=latest)).status_code == 404
+
+
+def test_a_kept_version_shows_what_the_rules_in_force_changed(signed_in):
+    signed_in.post(PAGE, data=form(signed_in, rules=with_title("New title"), based_on="desk-1"))
+    page = parse(signed_in.get(f"{PAGE}/version?v=desk-1").data)
+    changes = [node.text() for node in page.find_all("span", class_="console-diff__add")]
+    removed = [node.text() for node in page.find_all("span", class_="console-diff__del")]
+    assert '+ "title": "New title",' in changes and '- "title": "Old title",' in removed
+    assert '- "version": "desk-1",' in removed and len(changes) == 4 and len(removed) == 2
