@@ -3,7 +3,8 @@
 The shipped default is newsletter/prompt_rules.json; PROMPT_RULES names another file, and
 the console saves its edits to that file or, without it, to the instance folder
 (newsletter.prompt_rules_edit). A file is read again when it changes (its mtime), so an edit takes effect without a
-restart. docs/prompts.md describes every key.
+restart. docs/prompts.md describes every key; newsletter.prompt_rules_check checks each value,
+so a bad document is an InvalidRules naming the key at fault, never another exception.
 """
 from __future__ import annotations
 
@@ -11,18 +12,17 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+
+from newsletter import prompt_rules_check as check
+from newsletter.prompt_rules_check import InvalidRules  # defined beside the checks; callers import it from here
 
 DEFAULT_PATH = Path(__file__).with_name("prompt_rules.json")
 INSTANCE_NAME = "prompt_rules.json"
 KINDS = ("membership", "newsletter", "update_card")
 PROMPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,50}")
-
-
-class InvalidRules(ValueError):
-    """The rules file cannot be used; the message names the key at fault."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def load_rules(path: Path) -> Rules:
 def _load(path: str, _mtime_ns: int, _size: int) -> Rules:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, 10**5000, [[[[…]]]]
         raise InvalidRules(f"{path}: not JSON: {error}") from error
     return parse_rules(data)
 
@@ -123,69 +123,86 @@ def parse_rules(data: dict) -> Rules:
     """Rules from the file's JSON document; InvalidRules names what is wrong."""
     if not isinstance(data, dict) or "version" not in data:
         raise InvalidRules("rules: a JSON object with a `version` is needed")
-    prompts = [parse_prompt(item, i) for i, item in enumerate(_list(data, "prompts"))]
+    prompts = [parse_prompt(item, i) for i, item in enumerate(check.items(data, "prompts", ""))]
     ids = [p.id for p in prompts] + [v for p in prompts for v in _variant_ids(p)]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise InvalidRules(f"rules: ids used twice: {', '.join(duplicates)}")
     prompts.sort(key=lambda p: -p.priority)
-    return Rules(version=str(data["version"]), enabled=bool(data.get("enabled", True)),
+    return Rules(version=check.version(data), enabled=check.flag(data, "enabled", "", True),
                  prompts=tuple(prompts))
 
 
 def parse_prompt(item: dict, index: int) -> Prompt:
+    """The `index`th prompt of the document."""
     where = f"prompts[{index}]"
-    if not isinstance(item, dict) or not PROMPT_ID.fullmatch(str(item.get("id"))):
-        raise InvalidRules(f"{where}.id: letters, digits, and . _ : - only")
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not PROMPT_ID.fullmatch(item["id"]):
+        raise InvalidRules(f"{where}.id: letters, digits, and . _ : - only (at most 50)")
     if item.get("kind") not in KINDS:
         raise InvalidRules(f"{where}.kind: one of {', '.join(KINDS)}")
-    cap = item.get("frequency_cap") or {}
     return Prompt(
-        id=item["id"], kind=item["kind"], priority=int(item.get("priority", 0)),
-        enabled=bool(item.get("enabled", True)),
-        starts=_moment(item.get("starts"), f"{where}.starts"), ends=_moment(item.get("ends"), f"{where}.ends"),
-        min_reads=int(item.get("min_reads", 0)), read_window_days=int(item.get("read_window_days", 30)),
-        cap_impressions=int(cap.get("impressions", 0)), cap_window_days=int(cap.get("window_days", 30)),
-        min_gap_hours=float(cap.get("min_gap_hours", 0)), snooze_days=float(item.get("snooze_days", 0)),
-        exclude_sections=frozenset(s.casefold() for s in _list(item, "exclude_sections")),
-        exclude_tags=frozenset(t.casefold() for t in _list(item, "exclude_tags")),
-        experiment=parse_experiment(item.get("experiment"), item["id"], where),
+        id=item["id"], kind=item["kind"],
+        priority=check.whole_number(item, "priority", where, 0, check.MAX_PRIORITY, low=-check.MAX_PRIORITY),
+        enabled=check.flag(item, "enabled", where, True),
+        **_schedule(item, where), **_metering(item, where), **_cap(item, where), **_exclusions(item, where),
+        experiment=parse_experiment(item, where),
     )
 
 
-def parse_experiment(data: dict | None, prompt_id: str, where: str) -> Experiment | None:
+def _schedule(item: dict, where: str) -> dict:
+    starts, ends = check.moment(item, "starts", where), check.moment(item, "ends", where)
+    if starts and ends and ends <= starts:  # an empty run: the prompt would never show
+        raise InvalidRules(f"{where}.ends: later than starts")
+    return {"starts": starts, "ends": ends}
+
+
+def _metering(item: dict, where: str) -> dict:
+    return {"min_reads": check.whole_number(item, "min_reads", where, 0, check.MAX_COUNT),
+            "read_window_days": check.whole_number(item, "read_window_days", where, 30, check.MAX_DAYS),
+            "snooze_days": check.number(item, "snooze_days", where, 0, check.MAX_DAYS)}
+
+
+def _cap(item: dict, where: str) -> dict:
+    cap = check.optional_object(item, "frequency_cap", where) or {}
+    where = f"{where}.frequency_cap"
+    return {"cap_impressions": check.whole_number(cap, "impressions", where, 0, check.MAX_COUNT),
+            "cap_window_days": check.whole_number(cap, "window_days", where, 30, check.MAX_DAYS),
+            "min_gap_hours": check.number(cap, "min_gap_hours", where, 0, check.MAX_HOURS)}
+
+
+def _exclusions(item: dict, where: str) -> dict:
+    return {key: frozenset(s.casefold() for s in check.strings(item, key, where))
+            for key in ("exclude_sections", "exclude_tags")}
+
+
+def parse_experiment(item: dict, where: str) -> Experiment | None:
+    """The prompt's experiment, if it has one."""
+    data = check.optional_object(item, "experiment", where)
     if data is None:
         return None
-    variants = tuple(Variant(id=str(v["id"]), weight=float(v.get("weight", 1)), copy=dict(v.get("copy", {})))
-                     for v in _list(data, "variants"))
+    where = f"{where}.experiment"
+    variants = tuple(parse_variant(v, f"{where}.variants[{i}]")
+                     for i, v in enumerate(check.items(data, "variants", where)))
     if not variants:
-        raise InvalidRules(f"{where}.experiment.variants: at least one variant")
-    share = float(data.get("control_share", 0))
-    if not 0 <= share < 1:
-        raise InvalidRules(f"{where}.experiment.control_share: from 0 up to (not including) 1")
-    name = str(data.get("name") or prompt_id)
-    return Experiment(name=name, control_id=str(data.get("control_id") or f"{name}:control"),
-                      control_share=share, variants=variants)
+        raise InvalidRules(f"{where}.variants: at least one variant")
+    if not any(v.weight for v in variants):  # prompts.bucket divides by the total
+        raise InvalidRules(f"{where}.variants: at least one weight above 0")
+    share = check.share(data, "control_share", where)
+    name = check.optional_text(data, "name", where, check.MAX_NAME) or item["id"]
+    control_id = check.optional_text(data, "control_id", where, check.MAX_ID) or f"{name}:control"
+    return Experiment(name=name, control_id=control_id, control_share=share, variants=variants)
+
+
+def parse_variant(data: dict, where: str) -> Variant:
+    """One copy variant of an experiment."""
+    if not isinstance(data, dict):
+        raise InvalidRules(f"{where}: an object with an id")
+    variant_id = check.text(data.get("id"), f"{where}.id", check.MAX_ID)
+    return Variant(id=variant_id, weight=check.number(data, "weight", where, 1, check.MAX_WEIGHT),
+                   copy=check.variant_copy(data, where, variant_id))
 
 
 def _variant_ids(prompt: Prompt) -> list[str]:
     if prompt.experiment is None:
         return []
     return [prompt.experiment.control_id] + [v.id for v in prompt.experiment.variants]
-
-
-def _list(data: dict, key: str) -> list:
-    value = data.get(key, [])
-    if not isinstance(value, list):
-        raise InvalidRules(f"{key}: a list is needed")
-    return value
-
-
-def _moment(value: str | None, where: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError) as error:
-        raise InvalidRules(f"{where}: an ISO date or date-time") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
