@@ -62,11 +62,7 @@ def current(config) -> Current:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:  # PROMPT_RULES names a file not made yet: the first save makes it
         return Current(path, "", None)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return Current(path, text, None)
-    return _described(path, text, data)
+    return _described(path, text, _document(text))
 
 
 def _described(path: Path, text: str, data) -> Current:
@@ -88,6 +84,8 @@ def checked(text: str) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidRules(f"not JSON: {error.msg} (line {error.lineno}, column {error.colno})") from error
+    except (ValueError, RecursionError) as error:  # 10**5000, [[[[…]]]]
+        raise InvalidRules(f"not JSON: {error}") from error
     if isinstance(data, dict):
         data = {"version": "new"} | data  # a pasted document need not carry one: the save sets it
     parse_rules(data)
@@ -146,18 +144,21 @@ def changes(older: Current, newer: Current) -> list[str]:
 
 
 def _laid_out(text: str) -> list[str]:
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False).splitlines()
-    except json.JSONDecodeError:
-        return text.splitlines()
+    document = _document(text)
+    return text.splitlines() if document is None else json.dumps(document, indent=2, ensure_ascii=False).splitlines()
 
 
 def _read_kept(path: Path) -> Current:
     text = path.read_text(encoding="utf-8")
+    return _described(path, text, _document(text))
+
+
+def _document(text: str):
+    """The JSON in `text`, or None when there is none to read (a file an engineer broke)."""
     try:
-        return _described(path, text, json.loads(text))
-    except json.JSONDecodeError:
-        return Current(path, text, None)
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _keep(path: Path, before: Current) -> None:

@@ -153,3 +153,18 @@ def test_an_unreadable_file_in_force_can_be_replaced(configured):
     rules_path(configured).write_text("{ broken")
     assert edit.current(configured).version is None
     assert edit.save(configured, text(RULES), None, "ana@example.org", NOW).version == "2026-12-06.1"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ('{"prompts": [], "x": ' + "9" * 5000 + "}", "not JSON: Exceeds the limit"),
+    ("[" * 100_000 + "]" * 100_000, "not JSON: maximum recursion depth"),
+])
+def test_numbers_too_long_and_nesting_too_deep_are_invalid_rules(configured, bad, message):
+    with pytest.raises(InvalidRules, match=message):
+        edit.save(configured, bad, "desk-1", "ana@example.org", NOW)
+
+
+def test_a_kept_file_an_engineer_broke_is_left_out_of_the_history(configured):
+    edit.save(configured, text(RULES), "desk-1", "ana@example.org", NOW)
+    (rules_path(configured).parent / "rules.history" / "broken.json").write_text("[" * 100_000)
+    assert [v.version for v in edit.history(configured)] == ["2026-12-06.1", "desk-1"]
