@@ -62,7 +62,7 @@ def current(config) -> Current:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:  # PROMPT_RULES names a file not made yet: the first save makes it
         return Current(path, "", None)
-    return _described(path, text, _document(text))
+    return _described(path, text, document(text))
 
 
 def _described(path: Path, text: str, data) -> Current:
@@ -144,16 +144,16 @@ def changes(older: Current, newer: Current) -> list[str]:
 
 
 def _laid_out(text: str) -> list[str]:
-    document = _document(text)
-    return text.splitlines() if document is None else json.dumps(document, indent=2, ensure_ascii=False).splitlines()
+    parsed = document(text)
+    return text.splitlines() if parsed is None else json.dumps(parsed, indent=2, ensure_ascii=False).splitlines()
 
 
 def _read_kept(path: Path) -> Current:
     text = path.read_text(encoding="utf-8")
-    return _described(path, text, _document(text))
+    return _described(path, text, document(text))
 
 
-def _document(text: str):
+def document(text: str):
     """The JSON in `text`, or None when there is none to read (a file an engineer broke)."""
     try:
         return json.loads(text)

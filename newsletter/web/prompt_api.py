@@ -1,9 +1,12 @@
-"""The prompt slot's JSON: GET /api/v1/prompt, POST /api/v1/prompt/events, the operators' report."""
+"""The prompt slot's JSON: GET /api/v1/prompt, POST /api/v1/prompt/events; for operators, the
+report and the rules (GET and PUT /api/v1/prompts/rules, the console editor's saves)."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from newsletter import articles, db, prompt_history, prompt_report, prompts
+from newsletter import prompt_rules_edit as edit
+from newsletter.prompt_rules import InvalidRules
 from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
 from newsletter.redis_script import REDIS_DOWN
@@ -81,3 +84,54 @@ def report():
     except REDIS_DOWN as error:
         abort(503, description=f"Redis did not answer ({error}): the counters cannot be read now.")
     return jsonify(prompt_report.as_json(rules, rows, prompt_report.other_conversions(session, rules)))
+
+
+@bp.get("/prompts/rules")
+@operator_required
+def rules():
+    """The rules in force, with their version as the ETag a PUT names in If-Match."""
+    try:
+        latest = edit.current(current_app.config)
+    except OSError as error:
+        abort(500, description=f"The rules file cannot be read: {error}")
+    return _rules_answer(latest)
+
+
+@bp.put("/prompts/rules")
+@operator_required
+def save_rules():
+    """The body (the rules document) saved as the new version, if If-Match names the one in force."""
+    based_on = _if_match()
+    text = request.stream.read(edit.MAX_BYTES + 1).decode("utf-8", "replace")
+    try:
+        edit.save(current_app.config, text, based_on, f"api:{g.operator.email}", utcnow())
+    except InvalidRules as error:
+        return _error(422, "invalid", str(error))
+    except edit.StaleRules as error:
+        return _error(412, "stale", f"{error}: GET the rules again and apply the change to them.")
+    except OSError as error:
+        return _error(500, "unwritable", f"The rules file cannot be written: {error}")
+    return _rules_answer(edit.current(current_app.config))
+
+
+def _if_match() -> str | None:
+    """The version If-Match names; `*`: whatever is in force. None sent: 428."""
+    if not request.if_match:
+        abort(428, description="Send If-Match with the ETag GET /api/v1/prompts/rules gave.")
+    if request.if_match.star_tag:
+        return edit.current(current_app.config).version
+    return next(iter(request.if_match.as_set()))
+
+
+def _rules_answer(latest: edit.Current):
+    document = edit.document(latest.text)
+    response = jsonify(version=latest.version, saved_at=latest.saved_at, saved_by=latest.saved_by,
+                       enabled=latest.enabled, rules=document)
+    if latest.version is not None:
+        response.set_etag(latest.version)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error(status: int, code: str, message: str):
+    return jsonify(error={"code": code, "field": "rules", "message": message}), status
