@@ -83,3 +83,7 @@ def test_the_rules_api_needs_an_operator_token(client, app):
     assert client.get(URL).status_code == 401
     assert put(client, {}, RULES).status_code == 401
     assert on_disk(app) == RULES
+
+
+def test_the_428_error_code_is_the_one_documented(client, auth):
+    assert put(client, auth, RULES, etag=None).get_json()["error"]["code"] == "precondition_required"
