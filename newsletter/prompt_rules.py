@@ -107,11 +107,13 @@ def editable_path(config) -> Path:
 def load_rules(path: Path) -> Rules:
     """The rules in `path`, parsed once per version of the file."""
     stat = os.stat(path)
-    return _load(str(path), stat.st_mtime_ns, stat.st_size)
+    # A save renames a new file over the old (a new inode): two saves of one size inside the
+    # clock's tick (a few ms for file times) still differ there.
+    return _load(str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, _mtime_ns: int, _size: int) -> Rules:
+def _load(path: str, _inode: int, _mtime_ns: int, _size: int) -> Rules:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, 10**5000, [[[[…]]]]

@@ -3,6 +3,7 @@ versions, the kept history, refusals that leave the file as it was, concurrent s
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -168,3 +169,15 @@ def test_a_kept_file_an_engineer_broke_is_left_out_of_the_history(configured):
     edit.save(configured, text(RULES), "desk-1", "ana@example.org", NOW)
     (rules_path(configured).parent / "rules.history" / "broken.json").write_text("[" * 100_000)
     assert [v.version for v in edit.history(configured)] == ["2026-12-06.1", "desk-1"]
+
+
+def test_saves_in_quick_succession_are_each_read(configured):
+    """File times move in ticks of a few milliseconds: saves of the same size inside one are
+    still told apart by the loader (each is a new file renamed over the last)."""
+    version, tick = "desk-1", 1_700_000_000_000_000_000
+    for title in ("aaaa", "bbbb", "cccc", "dddd"):
+        rules = {"prompts": [{"id": "appeal", "kind": "membership", "experiment": {"name": "e", "variants": [
+            {"id": "e:a", "copy": {"title": title}}]}}]}
+        version = edit.save(configured, text(rules), version, "ana@example.org", NOW).version
+        os.utime(rules_path(configured), ns=(tick, tick))  # as if every save fell in one tick
+        assert load_rules(rules_path(configured)).prompts[0].experiment.variants[0].copy["title"] == title
