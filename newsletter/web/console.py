@@ -83,8 +83,17 @@ def sign_in_first():
     """The answer to a request without a signed-in operator: JSON 401 or the sign-in page."""
     if request.accept_mimetypes.best == "application/json":
         return jsonify(error={"code": "unauthorized", "message": "Sign in to the console."}), 401
-    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    # After signing in: back to this page; for a form, to the page it was sent from.
+    target = request.full_path.rstrip("?") if request.method == "GET" else _referring_page()
     return redirect(url_for("console.login", next=target), 303 if request.method != "GET" else 302)
+
+
+def _referring_page() -> str | None:
+    """The path (and query) of the Referer, when it is a page of this site; _safe_next judges it."""
+    parts = urlsplit(request.referrer or "")
+    if parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _key(operator: Operator) -> str:

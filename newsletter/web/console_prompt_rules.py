@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError
 from newsletter import prompt_rules_edit as edit
 from newsletter.models import utcnow
 from newsletter.prompt_rules import InvalidRules
-from newsletter.web.console import console_required
+from newsletter.web.console import console_required, sign_in_first, signed_in_operator
 
 bp = Blueprint("console_prompt_rules", __name__, url_prefix="/operator/prompts/rules")
 
@@ -59,6 +59,9 @@ def version():
 
 @bp.errorhandler(CSRFError)
 def expired(error: CSRFError):
+    g.operator = signed_in_operator()
+    if g.operator is None:  # no session at all: the rules are for operators only
+        return sign_in_first()
     return editor(text=request.form.get("rules"), status=400,
                   error="The form had expired, so nothing was saved; the text below is yours: save it again.")
 

@@ -191,3 +191,20 @@ def test_a_kept_version_shows_what_the_rules_in_force_changed(signed_in):
     removed = [node.text() for node in page.find_all("span", class_="console-diff__del")]
     assert '+ "title": "New title",' in changes and '- "title": "Old title",' in removed
     assert '- "version": "desk-1",' in removed and len(changes) == 4 and len(removed) == 2
+
+
+def test_a_form_without_a_session_shows_nothing_and_leads_back_after_sign_in(client, app):
+    make_operator(app)
+    response = client.post(PAGE, data={"rules": with_title("Not yours"), "based_on": "desk-1"},
+                           headers={"Referer": f"http://localhost{PAGE}"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/operator/login?next=/operator/prompts/rules"
+    assert b"Old title" not in response.data
+    assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
+    signed = sign_in(client, next_page="/operator/prompts/rules")
+    assert signed.status_code == 303 and signed.headers["Location"] == PAGE
+
+
+def test_a_form_sent_from_another_site_leads_to_the_dashboard(client, app):
+    response = client.post(PAGE, data={"rules": "{}"}, headers={"Referer": "https://evil.example/operator/x"})
+    assert response.headers["Location"] == "/operator/login"
