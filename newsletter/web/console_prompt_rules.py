@@ -83,7 +83,7 @@ def _saved(action, text: str | None = None):
     current_app.logger.info("prompt rules version %s saved by %s", rules.version, g.operator.email)
     flash(f"Saved as version {rules.version}: readers get it within a second. "
           + ("Prompts are on." if rules.enabled else "Every prompt is switched off."))
-    return redirect(url_for(".index"), 303)
+    return redirect(url_for(".index", saved=rules.version), 303)  # `saved`: the page's script drops its draft
 
 
 def editor(text: str | None = None, error: str | None = None, status: int = 200):

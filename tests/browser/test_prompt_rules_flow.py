@@ -96,3 +96,40 @@ def test_edit_switch_off_and_a_refused_save(live_app, browser_page, reader, stor
     assert desk.get_by_label("The rules as JSON").input_value() == broken
     snap(desk, "4-refused")
     assert until(reader, url, None) is None
+
+
+def test_text_typed_before_the_session_ended_is_kept_until_saved(live_app, browser_page, story):
+    from playwright.sync_api import expect
+
+    desk = browser_page
+    problems = []
+    desk.on("pageerror", lambda e: problems.append(str(e)))
+    desk.goto(f"{live_app.url}/operator/prompts/rules")
+    desk.get_by_label("Email").fill("desk@example.org")
+    desk.get_by_label("Password").fill(PASSWORD)
+    desk.get_by_role("button", name="Sign in").click()
+    desk.wait_for_url("**/operator/prompts/rules")
+    editor = desk.get_by_label("The rules as JSON")
+    typed = editor.input_value().replace("Before the edit", "Typed before the session ended")
+    editor.fill(typed)
+
+    desk.context.clear_cookies()  # the console session ends (and the form's token with it)
+    desk.get_by_role("button", name="Check and save").click()
+    desk.wait_for_url("**/operator/login?next=/operator/prompts/rules")
+    desk.get_by_label("Email").fill("desk@example.org")
+    desk.get_by_label("Password").fill(PASSWORD)
+    desk.get_by_role("button", name="Sign in").click()
+    desk.wait_for_url("**/operator/prompts/rules")
+
+    notice = desk.locator("[data-draft-notice]")
+    expect(notice).to_be_visible()
+    assert "Before the edit" in editor.input_value()
+    snap(desk, "1-draft-offered")
+    notice.get_by_role("button", name="Put my text back in the editor").click()
+    assert editor.input_value() == typed
+    desk.get_by_role("button", name="Check and save").click()
+    expect(desk.get_by_role("status").first).to_contain_text("Saved as version")
+    assert "Typed before the session ended" in editor.input_value()
+    desk.reload()
+    expect(notice).to_be_hidden()
+    assert problems == []

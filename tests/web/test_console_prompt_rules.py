@@ -80,7 +80,7 @@ def test_a_save_reaches_the_readers_slot_within_a_second(signed_in, app, story):
     response = signed_in.post(PAGE, data=form(signed_in, rules=with_title("New title"), based_on="desk-1"))
     assert response.status_code == 303
     page = parse(signed_in.get(PAGE).data)
-    assert "Saved as version" in page.find(role="status").text()
+    assert "Saved as version" in page.find("p", role="status").text()
     assert "New title" in slot_until(signed_in, story, lambda a: "New title" in a["html"])["html"]
     saved = load_rules(Path(app.config["PROMPT_RULES"]))
     assert saved.version.count(".") == 1 and saved.version != "desk-1"
