@@ -40,49 +40,72 @@ def check_command() -> None:
 
 @prompts_group.command("save", help="Check FILE (the rules as JSON; - for stdin) and save it as the rules' "
                        "new version, as the console's editor does.")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("rb"))
+@click.option("--based-on", metavar="VERSION", help="The version FILE was made from (default: FILE's own "
+              "`version`); refused when another is in force. A FILE without one replaces whatever is.")
 @with_appcontext
-def save_command(file) -> None:
-    text = file.read()
-    _saved(lambda config, based_on: edit.save(config, text, based_on, _author(), utcnow()))
+def save_command(file, based_on: str | None) -> None:
+    try:
+        text = file.read().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise click.ClickException(f"not saved: {file.name} is not UTF-8 text (byte {error.start})") from error
+    made_from = based_on or _version_in(text)
+
+    def action(config, latest: edit.Current):
+        if made_from is not None and made_from != latest.version:
+            raise edit.StaleRules(latest)
+        return edit.save(config, text, latest.fingerprint, _author(), utcnow())
+    _saved(action)
 
 
 @prompts_group.command("switch", help="The kill switch: every prompt on or off (a new version of the rules).")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @with_appcontext
 def switch_command(state: str) -> None:
-    _saved(lambda config, based_on: edit.switch(config, state == "on", based_on, _author(), utcnow()))
+    _saved(lambda config, latest: edit.switch(config, state == "on", latest.fingerprint, _author(), utcnow()))
 
 
 @prompts_group.command("restore", help="Save a kept VERSION again as the rules' newest.")
 @click.argument("version")
 @with_appcontext
 def restore_command(version: str) -> None:
-    _saved(lambda config, based_on: edit.restore(config, version, based_on, _author(), utcnow()))
+    _saved(lambda config, latest: edit.restore(config, version, latest.fingerprint, _author(), utcnow()))
 
 
 @prompts_group.command("history", help="The kept versions of the rules, newest first.")
 @with_appcontext
 def history_command() -> None:
-    latest = edit.current(current_app.config).version
-    for entry in edit.history(current_app.config):
+    try:
+        latest, entries = edit.current(current_app.config).version, edit.history(current_app.config)
+    except OSError as error:
+        raise click.ClickException(f"the kept versions cannot be read: {error}") from error
+    for entry in entries:
         mark = " (in force)" if entry.version == latest else ""
         click.echo(f"{entry.version:24} {entry.saved_at or '-':26} {entry.saved_by or '-':32} "
                    f"prompts {'on' if entry.enabled else 'off'}{mark}")
 
 
 def _saved(action) -> None:
+    """`action(config, rules in force)`, a save; its result, or why nothing was saved."""
     config = current_app.config
     try:
-        rules = action(config, edit.current(config).version)
+        rules = action(config, edit.current(config))
     except (InvalidRules, edit.UnknownVersion, edit.StaleRules, OSError) as error:
         raise click.ClickException(f"not saved: {error}") from error
     click.echo(f"saved version {rules.version} to {edit.editable_path(config)}: prompts "
                f"{'on' if rules.enabled else 'OFF (kill switch)'}")
 
 
+def _version_in(text: str) -> str | None:
+    document = edit.document(text)
+    return str(document["version"]) if isinstance(document, dict) and "version" in document else None
+
+
 def _author() -> str:
-    return f"cli:{getpass.getuser()}"
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container's user with no name
+        return "cli"
 
 
 @prompts_group.command("report", help="Per variant: readers, impressions, events, conversions (and those "

@@ -21,6 +21,7 @@ from newsletter.prompt_rules_check import InvalidRules  # defined beside the che
 
 DEFAULT_PATH = Path(__file__).with_name("prompt_rules.json")
 INSTANCE_NAME = "prompt_rules.json"
+TOP_KEYS = ("version", "enabled", "prompts", "saved_at", "saved_by")  # saved_*: written by a save
 KINDS = ("membership", "newsletter", "update_card")
 PROMPT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,50}")
 
@@ -125,6 +126,11 @@ def parse_rules(data: dict) -> Rules:
     """Rules from the file's JSON document; InvalidRules names what is wrong."""
     if not isinstance(data, dict) or "version" not in data:
         raise InvalidRules("rules: a JSON object with a `version` is needed")
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:  # a typo ("prompt") would otherwise save rules with no prompts at all
+        raise InvalidRules(f"rules: unknown key `{unknown[0]}` (the keys are {', '.join(TOP_KEYS)})")
+    if "prompts" not in data:
+        raise InvalidRules("prompts: required (an empty list for no prompts)")
     prompts = [parse_prompt(item, i) for i, item in enumerate(check.items(data, "prompts", ""))]
     ids = [p.id for p in prompts] + [v for p in prompts for v in _variant_ids(p)]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

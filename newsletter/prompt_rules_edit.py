@@ -5,14 +5,16 @@ prompt_rules.editable_path under a new `version` (today's date and a number) wit
 saved it and when, through a temporary file renamed over the old one, so a worker reading
 it never sees half a file. Every saved version is also kept, bounded, in a
 `<name>.history/` folder beside it: what the console lists and restores. A save names the
-version it was made from; when another save came in between, it is refused (StaleRules)
-rather than silently undoing the other. Saves on one host are serialized by a lock file;
+fingerprint of the text it was made from (a hash: an engineer's edit that kept the version
+counts too); when another save came in between, it is refused (StaleRules) rather than
+silently undoing the other. Saves on one host are serialized by a lock file;
 workers on other hosts see a save only through storage they share (docs/prompts.md).
 """
 from __future__ import annotations
 
 import difflib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -34,7 +36,7 @@ class StaleRules(Exception):
     """The rules were saved by someone else since the version the edit was made from."""
 
     def __init__(self, latest: Current) -> None:
-        super().__init__(f"version {latest.version} was saved since"
+        super().__init__(f"the rules were changed since: version {latest.version or '(unreadable)'} is in force"
                          + (f" (by {latest.saved_by}, {latest.saved_at})" if latest.saved_by else ""))
         self.latest = latest
 
@@ -54,14 +56,31 @@ class Current:
     saved_by: str | None = None
     enabled: bool = True
 
+    @property
+    def fingerprint(self) -> str:
+        """What a save names as the text it was made from (and the API's ETag)."""
+        return fingerprint(self.text)
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+
 
 def current(config) -> Current:
     """The rules in force, as the editor shows them."""
     path = rules_path(config)
     try:
-        text = path.read_text(encoding="utf-8")
+        return _read(path)
     except FileNotFoundError:  # PROMPT_RULES names a file not made yet: the first save makes it
         return Current(path, "", None)
+
+
+def _read(path: Path) -> Current:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # an engineer's file in another encoding: shown, never taken as rules
+        return Current(path, raw.decode("utf-8", "replace"), None)
     return _described(path, text, document(text))
 
 
@@ -80,6 +99,7 @@ def checked(text: str) -> dict:
     """The document in `text`, when it makes valid rules; else InvalidRules saying why."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise InvalidRules(f"the rules are larger than {MAX_BYTES // 1024} kB")
+    _check_text(text, "the text")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -89,43 +109,70 @@ def checked(text: str) -> dict:
     if isinstance(data, dict):
         data = {"version": "new"} | data  # a pasted document need not carry one: the save sets it
     parse_rules(data)
+    _check_text(json.dumps(data, ensure_ascii=False), "a \\u escape")
     return data
 
 
-def save(config, text: str, based_on: str | None, author: str, now: datetime) -> Rules:
-    """Save `text` as the rules' new version, made from version `based_on`; the new rules."""
+def _check_text(text: str, what: str) -> None:
+    """Lone surrogates (a \\ud800 escape) are no text: they could not be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRules(f"not text: {what} holds {text[error.start]!r}, half of a UTF-16 pair") from None
+
+
+def save(config, text: str, based_on: str, author: str, now: datetime) -> Rules:
+    """Save `text` as the rules' new version, made from the text whose fingerprint is
+    `based_on`; the new rules."""
     data = checked(text)
     path = editable_path(config)
     with _locked(path):
         before = current(config)
-        if before.version != based_on:
+        if before.fingerprint != based_on:
             raise StaleRules(before)
         _keep(path, before)
         saved = {"version": _next_version(path, now, before.version), "saved_at": now.isoformat(timespec="seconds"),
                  "saved_by": author} | {k: v for k, v in data.items() if k not in SAVE_KEYS}
         document = json.dumps(saved, indent=2, ensure_ascii=False) + "\n"
-        _write(path, document)
+        # The history first: a save that fails part way leaves the rules in force as they were.
         _write(_history_dir(path) / _file_name(saved["version"]), document)
+        _write(path, document)
         _trim(_history_dir(path))
     return load_rules(path)
 
 
-def switch(config, enabled: bool, based_on: str | None, author: str, now: datetime) -> Rules:
-    """The kill switch: the rules in force saved with every prompt on or off."""
-    data = checked(current(config).text)
+def switch(config, enabled: bool, based_on: str, author: str, now: datetime) -> Rules:
+    """The kill switch: the rules in force saved with every prompt on or off. Off works
+    even when the file in force cannot be read: then no prompt is left."""
+    latest = current(config)
+    try:
+        data = checked(latest.text)
+    except InvalidRules as error:
+        if enabled:
+            raise InvalidRules(f"the rules in force cannot be read ({error}): fix them in the editor") from error
+        data = {"prompts": []}
     return save(config, json.dumps(data | {"enabled": enabled}), based_on, author, now)
 
 
-def restore(config, version: str, based_on: str | None, author: str, now: datetime) -> Rules:
+def restore(config, version: str, based_on: str, author: str, now: datetime) -> Rules:
     """A kept version saved again, as the newest."""
     return save(config, kept(config, version).text, based_on, author, now)
 
 
 def history(config) -> list[Current]:
     """The kept versions, newest first."""
-    folder = _history_dir(editable_path(config))
-    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True) if folder.is_dir() else []
-    return [entry for entry in map(_read_kept, files) if entry.version is not None]
+    entries = [_read_kept(path) for path in _newest_first(_history_dir(editable_path(config)))]
+    return [entry for entry in entries if entry is not None and entry.version is not None]
+
+
+def _newest_first(folder: Path) -> list[Path]:
+    stamped = []
+    for path in folder.glob("*.json"):
+        try:
+            stamped.append((path.stat().st_mtime_ns, path))
+        except FileNotFoundError:  # trimmed by a save meanwhile
+            continue
+    return [path for _, path in sorted(stamped, reverse=True)]
 
 
 def kept(config, version: str) -> Current:
@@ -148,9 +195,11 @@ def _laid_out(text: str) -> list[str]:
     return text.splitlines() if parsed is None else json.dumps(parsed, indent=2, ensure_ascii=False).splitlines()
 
 
-def _read_kept(path: Path) -> Current:
-    text = path.read_text(encoding="utf-8")
-    return _described(path, text, document(text))
+def _read_kept(path: Path) -> Current | None:
+    try:
+        return _read(path)
+    except FileNotFoundError:  # trimmed by a save meanwhile
+        return None
 
 
 def document(text: str):
@@ -163,17 +212,20 @@ def document(text: str):
 
 def _keep(path: Path, before: Current) -> None:
     """The version being replaced, into the history, when it is not there yet (the shipped
-    file, or one an engineer put in place)."""
+    file, or one an engineer put in place or edited without a new version)."""
     if before.version is None:
         return
     target = _history_dir(path) / _file_name(before.version)
+    if target.exists() and fingerprint(target.read_text(encoding="utf-8", errors="replace")) != before.fingerprint:
+        target = target.with_name(f"{target.stem}~{before.fingerprint}.json")
     if not target.exists():
         _write(target, before.text)
 
 
 def _next_version(path: Path, now: datetime, before: str | None) -> str:
     day = now.strftime("%Y-%m-%d")
-    taken = [entry.version for entry in map(_read_kept, _history_dir(path).glob(f"{day}.*.json"))] + [before]
+    kept_today = [_read_kept(p) for p in _history_dir(path).glob(f"{day}.*.json")]
+    taken = [entry.version for entry in kept_today if entry is not None] + [before]
     numbers = [int(v.rsplit(".", 1)[1]) for v in taken if v and re.fullmatch(rf"{day}\.\d+", v)]
     return f"{day}.{max(numbers, default=0) + 1}"
 
@@ -194,10 +246,13 @@ def _trim(folder: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    """`text` as the whole of `path`: written beside it, flushed, then renamed over it."""
+    """`text` as the whole of `path`: written beside it, flushed, then renamed over it, with
+    the old file's mode (mkstemp's 0600 would hide it from a web server running as another user)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode(path)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
@@ -206,6 +261,23 @@ def _write(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _mode(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o644  # readable by the web server's user; reading the umask would change it for every thread
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename itself on disk, not only the file's bytes."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager

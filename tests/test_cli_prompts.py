@@ -78,3 +78,27 @@ def test_the_cli_refuses_bad_rules_and_unknown_versions_and_changes_nothing(app,
     unknown = runner.invoke(args=["prompts", "restore", "nope"])
     assert unknown.exit_code == 1 and "not saved: no kept version 'nope'" in unknown.output
     assert json.loads(path.read_text()) == {"version": "desk-1", "prompts": []}
+
+
+def test_the_cli_refuses_a_file_made_from_rules_no_longer_in_force(app, runner, tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"version": "desk-1", "prompts": []}))
+    app.config["PROMPT_RULES"] = str(path)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({"version": "desk-1", "prompts": [{"id": "daily", "kind": "newsletter"}]}))
+    assert runner.invoke(args=["prompts", "switch", "off"]).exit_code == 0  # someone saves meanwhile
+
+    stale = runner.invoke(args=["prompts", "save", str(edited)])
+    assert stale.exit_code == 1 and "not saved: the rules were changed since" in stale.output
+    assert json.loads(path.read_text())["prompts"] == []
+    in_force = json.loads(path.read_text())["version"]
+    assert runner.invoke(args=["prompts", "save", str(edited), "--based-on", in_force]).exit_code == 0
+    assert json.loads(path.read_text())["prompts"][0]["id"] == "daily"
+
+
+def test_the_cli_says_when_a_file_is_not_utf8(app, runner, tmp_path):
+    app.config["PROMPT_RULES"] = str(tmp_path / "rules.json")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"prompts": [], "x": "caf\xe9"}'.encode("latin-1"))
+    result = runner.invoke(args=["prompts", "save", str(latin)])
+    assert result.exit_code == 1 and "is not UTF-8 text (byte 25)" in result.output

@@ -7,6 +7,8 @@ written) shows the page again with the reason and the operator's text as sent.
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
@@ -52,6 +54,8 @@ def version():
         entry = edit.kept(current_app.config, request.args.get("v", ""))
     except edit.UnknownVersion as error:
         return editor(error=f"{error}: it may be older than the {edit.HISTORY_KEPT} kept.", status=404)
+    except OSError as error:
+        return editor(error=f"The kept versions cannot be read: {error}", status=500)
     latest = edit.current(current_app.config)
     return render_template("operator/prompt_rules_version.html", entry=entry, latest=latest,
                            changes=edit.changes(entry, latest))
@@ -62,8 +66,16 @@ def expired(error: CSRFError):
     g.operator = signed_in_operator()
     if g.operator is None:  # no session at all: the rules are for operators only
         return sign_in_first()
+    if not _from_this_site():  # another site's form: its text is not the operator's to save
+        return editor(status=400, error="A form from another site was refused; nothing was saved.")
     return editor(text=request.form.get("rules"), status=400,
                   error="The form had expired, so nothing was saved; the text below is yours: save it again.")
+
+
+def _from_this_site() -> bool:
+    """Whether the browser says the form was on one of our pages (Origin, else Referer)."""
+    source = request.headers.get("Origin") or request.referrer or ""
+    return urlsplit(source).netloc == request.host
 
 
 def _saved(action, text: str | None = None):
@@ -83,20 +95,22 @@ def _saved(action, text: str | None = None):
     current_app.logger.info("prompt rules version %s saved by %s", rules.version, g.operator.email)
     flash(f"Saved as version {rules.version}: readers get it within a second. "
           + ("Prompts are on." if rules.enabled else "Every prompt is switched off."))
-    return redirect(url_for(".index", saved=rules.version), 303)  # `saved`: the page's script drops its draft
+    # `saved` after a save of the editor's text: the page's script drops the text it kept.
+    return redirect(url_for(".index", saved=rules.version) if text is not None else url_for(".index"), 303)
 
 
 def editor(text: str | None = None, error: str | None = None, status: int = 200):
     """The editor page; `text` in the editor instead of the rules in force (a refused save)."""
     try:
-        latest = edit.current(current_app.config)
+        latest, versions = edit.current(current_app.config), edit.history(current_app.config)
     except OSError as read_error:
         return render_template("operator/prompt_rules.html", latest=None, text=text or "", versions=[],
                                error=f"The rules file cannot be read: {read_error}"), 500
     return render_template("operator/prompt_rules.html", latest=latest, text=latest.text if text is None else text,
-                           versions=edit.history(current_app.config), error=error,
+                           versions=versions, error=error,
                            writable_to=edit.editable_path(current_app.config)), status
 
 
-def _based_on() -> str | None:
-    return request.form.get("based_on") or None
+def _based_on() -> str:
+    """The fingerprint of the rules the form was made from (prompt_rules_edit.Current)."""
+    return request.form.get("based_on", "")

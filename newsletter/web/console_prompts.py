@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from newsletter import db, prompt_report
 from newsletter.prompt_report import VariantRow
-from newsletter.prompt_rules import InvalidRules, Prompt, Rules
+from newsletter.prompt_rules import InvalidRules, Prompt, Rules, load_rules, rules_path
 from newsletter.web import prompt_reader
 from newsletter.web.console import console_required
 
@@ -26,8 +26,8 @@ REDIS_FAILED = "Counts unavailable: Redis did not answer. Conversions outside th
 @bp.get("")
 @console_required
 def index():
-    try:
-        rules = prompt_reader.rules()
+    try:  # the file itself, not the reader pages' last good rules: the page says what is wrong
+        rules = load_rules(rules_path(current_app.config))
     except (OSError, InvalidRules) as error:
         return render_template("operator/prompts.html", rules=None,
                                error=f"The prompt rules cannot be read: {error}")

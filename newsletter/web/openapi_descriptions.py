@@ -162,8 +162,8 @@ SCHEMAS |= {
     },
     "PromptRules": {
         "type": "object", "required": ["version", "saved_at", "saved_by", "enabled", "rules"],
-        "properties": {"version": {"type": ["string", "null"], "description": "Also the ETag; null: the "
-                                   "file in force cannot be read."},
+        "properties": {"version": {"type": ["string", "null"], "description": "Null: the file in force "
+                                   "cannot be read."},
                        "saved_at": {"type": ["string", "null"]}, "saved_by": {"type": ["string", "null"]},
                        "enabled": {"type": "boolean", "description": "The kill switch."},
                        "rules": {"type": ["object", "null"], "description": "The rules document "
@@ -268,19 +268,22 @@ OPERATIONS = {
                       "503": _json(_ref("Error"), "No Redis is configured, or it did not answer.")}})},
     "prompt_api.rules": {"get": _operator({
         "summary": "The prompt rules in force",
-        "description": "The document and who saved it when; the version is the ETag a PUT names in If-Match.",
+        "description": "The document and who saved it when. The ETag (a fingerprint of the file) is what "
+                       "a PUT names in If-Match.",
         "tags": ["prompts"],
         "responses": {"200": _json(_ref("PromptRules"), "The rules in force.")}})},
     "prompt_api.save_rules": {"put": _operator({
         "summary": "Save the prompt rules as a new version",
         "description": "The body is the rules document (at most 256 kB). Checked as the loader does, then "
                        "saved as the next dated version, with `saved_by` `api:<operator>`, as the console's "
-                       "editor does. `If-Match` must name the version in force (`*`: whichever it is).",
+                       "editor does. `If-Match` must name the ETag of the rules in force (`*`: whichever "
+                       "they are, if readable); weak tags never match.",
         "tags": ["prompts"],
         "parameters": [{"name": "If-Match", "in": "header", "required": True, "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
         "responses": {"200": _json(_ref("PromptRules"), "Saved: the new version (and its ETag)."),
-                      "412": _json(_ref("Error"), "Another version was saved since the one If-Match names."),
+                      "412": _json(_ref("Error"), "The rules changed since the ETag If-Match names."),
+                      "413": _json(_ref("Error"), "The body is larger than 256 kB."),
                       "422": _response("Invalid"),
                       "428": _json(_ref("Error"), "No If-Match header.")}})},
     "editions_api.pause": {"post": _edition_control(

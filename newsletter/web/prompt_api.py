@@ -89,7 +89,7 @@ def report():
 @bp.get("/prompts/rules")
 @operator_required
 def rules():
-    """The rules in force, with their version as the ETag a PUT names in If-Match."""
+    """The rules in force; the ETag (a fingerprint of the file) is what a PUT names in If-Match."""
     try:
         latest = edit.current(current_app.config)
     except OSError as error:
@@ -100,9 +100,9 @@ def rules():
 @bp.put("/prompts/rules")
 @operator_required
 def save_rules():
-    """The body (the rules document) saved as the new version, if If-Match names the one in force."""
+    """The body (the rules document) saved as the new version, if If-Match names the rules in force."""
     based_on = _if_match()
-    text = request.stream.read(edit.MAX_BYTES + 1).decode("utf-8", "replace")
+    text = _body_text()
     try:
         edit.save(current_app.config, text, based_on, f"api:{g.operator.email}", utcnow())
     except InvalidRules as error:
@@ -114,24 +114,40 @@ def save_rules():
     return _rules_answer(edit.current(current_app.config))
 
 
-def _if_match() -> str | None:
-    """The version If-Match names; `*`: whatever is in force. None sent: 428."""
-    if not request.if_match:
+def _if_match() -> str:
+    """The fingerprint If-Match names (`*`: the rules in force, if there are any); 428 without
+    it, 412 when no strong tag of it is the rules in force."""
+    if not request.headers.get("If-Match"):
         abort(428, description="Send If-Match with the ETag GET /api/v1/prompts/rules gave.")
+    latest = edit.current(current_app.config)
     if request.if_match.star_tag:
-        return edit.current(current_app.config).version
-    return next(iter(request.if_match.as_set()))
+        if latest.version is None:
+            abort(_error(412, "stale", "If-Match: * but the rules in force cannot be read; name their ETag."))
+        return latest.fingerprint
+    if request.if_match.contains(latest.fingerprint):  # strong comparison: W/ tags never match
+        return latest.fingerprint
+    abort(_error(412, "stale", "If-Match names no version in force: GET the rules again."))
+
+
+def _body_text() -> str:
+    data = request.stream.read(edit.MAX_BYTES + 1)
+    if len(data) > edit.MAX_BYTES:
+        abort(_error(413, "too_large", f"The rules are larger than {edit.MAX_BYTES // 1024} kB."))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        abort(_error(422, "invalid", f"The body is not UTF-8 text (byte {error.start})."))
 
 
 def _rules_answer(latest: edit.Current):
-    document = edit.document(latest.text)
     response = jsonify(version=latest.version, saved_at=latest.saved_at, saved_by=latest.saved_by,
-                       enabled=latest.enabled, rules=document)
-    if latest.version is not None:
-        response.set_etag(latest.version)
+                       enabled=latest.enabled, rules=edit.document(latest.text) if latest.version else None)
+    response.set_etag(latest.fingerprint)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def _error(status: int, code: str, message: str):
-    return jsonify(error={"code": code, "field": "rules", "message": message}), status
+    response = jsonify(error={"code": code, "field": "rules", "message": message})
+    response.status_code = status
+    return response

@@ -24,7 +24,7 @@ from newsletter import articles, db, prompt_history, prompts
 from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
 from newsletter.prompt_audience import standing
-from newsletter.prompt_rules import Rules, load_rules, rules_path
+from newsletter.prompt_rules import InvalidRules, Rules, load_rules, rules_path
 from newsletter.prompts import Decision, History, ReaderContext, Story
 from newsletter.redis_url import for_redis_py
 from newsletter.web import member_session
@@ -37,6 +37,7 @@ CONSENT_VALUES = {"1", "yes", "true", "granted", "all"}
 SUBSCRIBING_ENDPOINTS = ("subscriptions.signup", "subscriptions.confirm")
 COOKIE_DAYS = 400  # the longest browsers keep a cookie
 REDIS_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+SWITCHED_OFF = Rules(version="(none readable)", enabled=False, prompts=())
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,23 @@ class Slot:
 
 
 def rules() -> Rules:
-    """The rules in force; the file is looked at (its mtime) at most once a second."""
+    """The rules in force; the file is looked at (its mtime) at most once a second. A file
+    that cannot be read or is not valid leaves the last good rules in force (none yet: no
+    prompt), logged, so a bad edit on disk never breaks a reader's page."""
     cached = current_app.extensions.get("newsletter.prompt_rules")
     if cached is None or cached[0] < time.monotonic():
-        cached = (time.monotonic() + 1, load_rules(rules_path(current_app.config)))
+        cached = (time.monotonic() + 1, _loaded(cached[1] if cached else SWITCHED_OFF))
         current_app.extensions["newsletter.prompt_rules"] = cached
     return cached[1]
+
+
+def _loaded(last_good: Rules) -> Rules:
+    path = rules_path(current_app.config)
+    try:
+        return load_rules(path)
+    except (OSError, InvalidRules) as error:
+        log.error("prompt rules %s not used (%s); version %s stays in force", path, error, last_good.version)
+        return last_good
 
 
 def redis_client(app: Flask) -> redis.Redis | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from newsletter import db
+from newsletter import prompt_rules_edit as edit
+from newsletter.models import utcnow
 from tests.factories import make_article
 from tests.support import browser as chromium
 from tests.support.browser import snap
@@ -98,7 +100,7 @@ def test_edit_switch_off_and_a_refused_save(live_app, browser_page, reader, stor
     assert until(reader, url, None) is None
 
 
-def test_text_typed_before_the_session_ended_is_kept_until_saved(live_app, browser_page, story):
+def test_text_typed_before_the_session_ended_is_kept_until_saved(app, live_app, browser_page, story):
     from playwright.sync_api import expect
 
     desk = browser_page
@@ -116,6 +118,10 @@ def test_text_typed_before_the_session_ended_is_kept_until_saved(live_app, brows
     desk.context.clear_cookies()  # the console session ends (and the form's token with it)
     desk.get_by_role("button", name="Check and save").click()
     desk.wait_for_url("**/operator/login?next=/operator/prompts/rules")
+    # Meanwhile a colleague saves: the kept text was typed on the rules before theirs, and the
+    # editor the sign-in leads back to is made from theirs.
+    with app.app_context():
+        edit.switch(app.config, False, edit.current(app.config).fingerprint, "bo@example.org", utcnow())
     desk.get_by_label("Email").fill("desk@example.org")
     desk.get_by_label("Password").fill(PASSWORD)
     desk.get_by_role("button", name="Sign in").click()
@@ -128,6 +134,10 @@ def test_text_typed_before_the_session_ended_is_kept_until_saved(live_app, brows
     notice.get_by_role("button", name="Put my text back in the editor").click()
     assert editor.input_value() == typed
     desk.get_by_role("button", name="Check and save").click()
+    expect(desk.get_by_role("alert")).to_contain_text("the rules were changed since")
+    assert desk.get_by_label("The rules as JSON").input_value() == typed
+    snap(desk, "2-refused-colleague-saved")
+    desk.get_by_role("button", name="Check and save").click()  # saved knowingly over theirs
     expect(desk.get_by_role("status").first).to_contain_text("Saved as version")
     assert "Typed before the session ended" in editor.input_value()
     desk.reload()

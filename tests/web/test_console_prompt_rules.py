@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import db
+from newsletter import prompt_rules_edit as edit
 from newsletter.prompt_rules import DEFAULT_PATH, load_rules
 from tests.factories import make_article
 from tests.support.console import csrf_token, make_operator, sign_in
@@ -43,8 +44,14 @@ def story(app):
     return "a-story"
 
 
+def opened(client) -> str:
+    """What the editor, opened now, names as the rules it was made from."""
+    return parse(client.get(PAGE).data).find("input", id="based-on").attrs["value"]
+
+
 def form(client, **fields) -> dict:
-    return {"csrf_token": csrf_token(client, PAGE)} | fields
+    """A form of the editor opened now (its token, its `based_on`), with `fields`."""
+    return {"csrf_token": csrf_token(client, PAGE), "based_on": opened(client)} | fields
 
 
 def with_title(title: str) -> str:
@@ -71,13 +78,13 @@ def slot_until(client, slug: str, check, wait: float = 3.0) -> dict:
 def test_the_editor_shows_the_rules_in_force(signed_in, app):
     page = parse(signed_in.get(PAGE).data)
     assert json.loads(page.find("textarea", id="rules").text()) == RULES
-    assert page.find("input", id="based-on").attrs["value"] == "desk-1"
+    assert page.find("input", id="based-on").attrs["value"] == edit.fingerprint(Path(app.config["PROMPT_RULES"]).read_text())
     assert "Prompts are on" in page.find(data_prompts_state="on").text()
 
 
 def test_a_save_reaches_the_readers_slot_within_a_second(signed_in, app, story):
     assert "Old title" in slot(signed_in, story)["html"]
-    response = signed_in.post(PAGE, data=form(signed_in, rules=with_title("New title"), based_on="desk-1"))
+    response = signed_in.post(PAGE, data=form(signed_in, rules=with_title("New title")))
     assert response.status_code == 303
     page = parse(signed_in.get(PAGE).data)
     assert "Saved as version" in page.find("p", role="status").text()
@@ -93,7 +100,7 @@ def test_a_save_reaches_the_readers_slot_within_a_second(signed_in, app, story):
     (json.dumps({"prompts": [{"id": "appeal", "kind": "poster"}]}), "prompts[0].kind"),
 ])
 def test_invalid_rules_are_refused_with_the_text_kept(signed_in, app, text, message):
-    response = signed_in.post(PAGE, data=form(signed_in, rules=text, based_on="desk-1"))
+    response = signed_in.post(PAGE, data=form(signed_in, rules=text))
     assert response.status_code == 422
     page = parse(response.data)
     assert message in page.find(role="alert").text()
@@ -102,19 +109,21 @@ def test_invalid_rules_are_refused_with_the_text_kept(signed_in, app, text, mess
 
 
 def test_a_save_from_an_older_version_is_refused_with_the_text_kept(signed_in, app):
-    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("First"), based_on="desk-1")).status_code == 303
+    before_first = opened(signed_in)
+    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("First"))).status_code == 303
     mine = with_title("Second")
-    response = signed_in.post(PAGE, data=form(signed_in, rules=mine, based_on="desk-1"))
+    response = signed_in.post(PAGE, data=form(signed_in, rules=mine, based_on=before_first))
     assert response.status_code == 409
     page = parse(response.data)
-    assert "was saved since (by desk@example.org" in page.find(role="alert").text()
+    assert "the rules were changed since: version 2026-12-" in page.find(role="alert").text()
     assert json.loads(page.find("textarea", id="rules").text()) == json.loads(mine)
     assert "First" in Path(app.config["PROMPT_RULES"]).read_text()
 
 
 def test_an_expired_form_keeps_the_text(signed_in):
     mine = with_title("Typed for an hour")
-    response = signed_in.post(PAGE, data={"csrf_token": "stale", "rules": mine, "based_on": "desk-1"})
+    response = signed_in.post(PAGE, data={"csrf_token": "stale", "rules": mine, "based_on": "desk-1"},
+                              headers={"Origin": "http://localhost"})  # as browsers send with a form
     assert response.status_code == 400
     page = parse(response.data)
     assert "nothing was saved" in page.find(role="alert").text()
@@ -123,21 +132,19 @@ def test_an_expired_form_keeps_the_text(signed_in):
 
 def test_the_kill_switch_empties_every_slot_and_back(signed_in, story):
     assert slot(signed_in, story)["show"] is True
-    assert signed_in.post(f"{PAGE}/switch", data=form(signed_in, enabled="off", based_on="desk-1")).status_code == 303
+    assert signed_in.post(f"{PAGE}/switch", data=form(signed_in, enabled="off")).status_code == 303
     assert slot_until(signed_in, story, lambda a: not a["show"])["show"] is False
     page = parse(signed_in.get(PAGE).data)
     assert page.find_all(data_prompts_state="off")
-    latest = page.find("input", id="based-on").attrs["value"]
-    assert signed_in.post(f"{PAGE}/switch", data=form(signed_in, enabled="on", based_on=latest)).status_code == 303
+    assert signed_in.post(f"{PAGE}/switch", data=form(signed_in, enabled="on")).status_code == 303
     assert slot_until(signed_in, story, lambda a: a["show"])["show"] is True
 
 
 def test_restore_brings_back_a_kept_version(signed_in, app, story):
-    signed_in.post(PAGE, data=form(signed_in, rules=with_title("Replaced"), based_on="desk-1"))
-    latest = parse(signed_in.get(PAGE).data).find("input", id="based-on").attrs["value"]
+    signed_in.post(PAGE, data=form(signed_in, rules=with_title("Replaced")))
     viewed = parse(signed_in.get(f"{PAGE}/version?v=desk-1").data)
     assert json.loads(viewed.find_all("pre")[-1].text()) == RULES
-    response = signed_in.post(f"{PAGE}/restore", data=form(signed_in, version="desk-1", based_on=latest))
+    response = signed_in.post(f"{PAGE}/restore", data=form(signed_in, version="desk-1"))
     assert response.status_code == 303
     assert "Old title" in slot_until(signed_in, story, lambda a: "Old title" in a["html"])["html"]
     assert signed_in.get(f"{PAGE}/version?v=nope").status_code == 404
@@ -147,7 +154,7 @@ def test_an_unwritable_rules_file_is_a_clear_error_with_the_text_kept(signed_in,
     # /proc takes no new files, even from root (CI runs as root, so file modes would not refuse).
     app.config["PROMPT_RULES"] = "/proc/self/prompt-rules.json"
     mine = with_title("Cannot land")
-    response = signed_in.post(PAGE, data=form(signed_in, rules=mine, based_on=""))
+    response = signed_in.post(PAGE, data=form(signed_in, rules=mine))
     assert response.status_code == 500
     page = parse(response.data)
     assert "cannot be written" in page.find(role="alert").text()
@@ -157,7 +164,7 @@ def test_an_unwritable_rules_file_is_a_clear_error_with_the_text_kept(signed_in,
 def test_without_prompt_rules_the_save_lands_in_the_instance_folder(signed_in, app):
     app.config["PROMPT_RULES"] = None
     shipped = load_rules(DEFAULT_PATH).version
-    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("Ours"), based_on=shipped)).status_code == 303
+    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("Ours"))).status_code == 303
     saved = json.loads((Path(app.instance_path) / "prompt_rules.json").read_text())
     assert saved["saved_by"] == "desk@example.org" and load_rules(DEFAULT_PATH).version == shipped
 
@@ -173,19 +180,18 @@ def test_the_editor_is_for_operators_only(client, app):
 
 def test_nul_bytes_anywhere_are_a_clear_answer(signed_in, app, story):
     raw_nul = with_title("aXb").replace("aXb", "a\x00b")  # json.dumps would escape it
-    raw = signed_in.post(PAGE, data=form(signed_in, rules=raw_nul, based_on="desk-1"))
+    raw = signed_in.post(PAGE, data=form(signed_in, rules=raw_nul))
     assert raw.status_code == 422 and "not JSON: Invalid control character" in parse(raw.data).find(role="alert").text()
     escaped = with_title("a\\u0000b")
-    assert signed_in.post(PAGE, data=form(signed_in, rules=escaped, based_on="desk-1")).status_code == 303
-    answer = slot_until(signed_in, story, lambda a: "a\x00b" in a["html"] or "a\ufffdb" in a["html"])
-    assert answer["show"] is True
+    assert signed_in.post(PAGE, data=form(signed_in, rules=escaped)).status_code == 303
+    answer = slot_until(signed_in, story, lambda a: "Old title" not in a["html"])
+    assert answer["show"] is True and "Old title" not in answer["html"] and "b</h2>" in answer["html"]
     assert signed_in.get(f"{PAGE}/version?v=\x00").status_code == 404
-    latest = parse(signed_in.get(PAGE).data).find("input", id="based-on").attrs["value"]
-    assert signed_in.post(f"{PAGE}/restore", data=form(signed_in, version="\x00", based_on=latest)).status_code == 404
+    assert signed_in.post(f"{PAGE}/restore", data=form(signed_in, version="\x00")).status_code == 404
 
 
 def test_a_kept_version_shows_what_the_rules_in_force_changed(signed_in):
-    signed_in.post(PAGE, data=form(signed_in, rules=with_title("New title"), based_on="desk-1"))
+    signed_in.post(PAGE, data=form(signed_in, rules=with_title("New title")))
     page = parse(signed_in.get(f"{PAGE}/version?v=desk-1").data)
     changes = [node.text() for node in page.find_all("span", class_="console-diff__add")]
     removed = [node.text() for node in page.find_all("span", class_="console-diff__del")]
@@ -199,7 +205,7 @@ def test_a_form_without_a_session_shows_nothing_and_leads_back_after_sign_in(cli
                            headers={"Referer": f"http://localhost{PAGE}"})
     assert response.status_code == 303
     assert response.headers["Location"] == "/operator/login?next=/operator/prompts/rules"
-    assert b"Old title" not in response.data
+    assert b"Old title" not in client.get(response.headers["Location"]).data  # the sign-in page
     assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
     signed = sign_in(client, next_page="/operator/prompts/rules")
     assert signed.status_code == 303 and signed.headers["Location"] == PAGE
@@ -208,3 +214,13 @@ def test_a_form_without_a_session_shows_nothing_and_leads_back_after_sign_in(cli
 def test_a_form_sent_from_another_site_leads_to_the_dashboard(client, app):
     response = client.post(PAGE, data={"rules": "{}"}, headers={"Referer": "https://evil.example/operator/x"})
     assert response.headers["Location"] == "/operator/login"
+
+
+def test_an_expired_form_from_another_site_does_not_put_its_text_in_the_editor(signed_in):
+    planted = with_title("Planted by another site")
+    response = signed_in.post(PAGE, data={"csrf_token": "stale", "rules": planted},
+                              headers={"Origin": "https://evil.example"})
+    assert response.status_code == 400
+    page = parse(response.data)
+    assert "another site was refused" in page.find(role="alert").text()
+    assert "Planted" not in page.find("textarea", id="rules").text()

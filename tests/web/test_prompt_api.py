@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
@@ -207,6 +208,22 @@ def test_unknown_article(client, stories):
 
 def test_the_kill_switch(app, client, stories, tmp_path):
     app.config["PROMPT_RULES"] = rules_file(tmp_path, RULES | {"version": "off", "enabled": False}, "off.json")
+    assert [ask(client, slug).json["show"] for slug in stories[:4]] == [False] * 4
+
+
+
+def test_rules_that_cannot_be_read_leave_the_last_good_ones_in_force(app, client, stories, caplog):
+    """A bad edit on disk (not JSON, another encoding, gone) never breaks a reader's page."""
+    assert ask(client, stories[0]).json["prompt"] == "newsletter"
+    Path(app.config["PROMPT_RULES"]).write_text("{ broken")
+    app.extensions["newsletter.prompt_rules"] = (0, app.extensions["newsletter.prompt_rules"][1])  # the second passed
+    another_reader = app.test_client()
+    assert ask(another_reader, stories[0]).json["prompt"] == "newsletter"
+    assert "not used" in caplog.text and "web-test stays in force" in caplog.text
+
+
+def test_with_no_readable_rules_ever_no_prompt_is_shown(app, client, stories, tmp_path):
+    app.config["PROMPT_RULES"] = str(tmp_path / "missing.json")
     assert [ask(client, slug).json["show"] for slug in stories[:4]] == [False] * 4
 
 
