@@ -19,6 +19,8 @@ DEFAULTS = {
     "MAIL_FROM": "Daily Edition <daily@localhost>",
     "BASE_URL": "http://127.0.0.1:5000",
     "SECRET_KEY": None,          # None: generated once, kept in the instance folder
+    # The console's session (and every form's CSRF token) stays home: no cross-site POST carries it.
+    "SESSION_COOKIE_SAMESITE": "Lax",
     "STRIPE_SECRET_KEY": None,
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,

@@ -290,3 +290,10 @@ def test_the_script_is_served_from_our_origin(client):
     with client.get("/assets/console.js") as response:
         assert response.status_code == 200 and "javascript" in response.mimetype
         assert "fetch(url" in response.get_data(as_text=True)
+
+
+def test_the_console_session_cookie_stays_on_this_site(app, client):
+    make_operator(app)
+    response = sign_in(client)
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
+    assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
