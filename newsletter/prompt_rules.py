@@ -9,7 +9,6 @@ so a bad document is an InvalidRules naming the key at fault, never another exce
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,20 +105,27 @@ def editable_path(config) -> Path:
 
 
 def load_rules(path: Path) -> Rules:
-    """The rules in `path`, parsed once per version of the file."""
-    stat = os.stat(path)
-    # A save renames a new file over the old (a new inode): two saves of one size inside the
-    # clock's tick (a few ms for file times) still differ there.
-    return _load(str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    """The rules in `path`, parsed once per content of the file. Keyed on the bytes, not on
+    the file's mtime, size and inode: two saves of one size inside a tick of the file clock
+    can land on a reused inode."""
+    data = Path(path).read_bytes()
+    try:
+        return _parsed(data)
+    except _NotJson as error:
+        raise InvalidRules(f"{path}: not JSON: {error}") from error
+
+
+class _NotJson(ValueError):
+    pass
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, _inode: int, _mtime_ns: int, _size: int) -> Rules:
+def _parsed(data: bytes) -> Rules:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as error:  # not UTF-8, not JSON, 10**5000, [[[[…]]]]
-        raise InvalidRules(f"{path}: not JSON: {error}") from error
-    return parse_rules(data)
+        raise _NotJson(str(error)) from error
+    return parse_rules(document)
 
 
 def parse_rules(data: dict) -> Rules:

@@ -211,8 +211,8 @@ def test_kept_files_that_cannot_be_read_are_left_out_of_the_history(configured):
 
 
 def test_saves_in_quick_succession_are_each_read(configured):
-    """File times move in ticks of a few milliseconds: saves of the same size inside one are
-    still told apart by the loader (each is a new file renamed over the last)."""
+    """File times move in ticks of a few milliseconds and a renamed-over file's inode can be
+    reused: saves of the same size inside one tick are still told apart (by their content)."""
     tick = 1_700_000_000_000_000_000
     for title in ("aaaa", "bbbb", "cccc", "dddd"):
         save(configured, {"prompts": [{"id": "appeal", "kind": "membership", "experiment": {
