@@ -51,12 +51,11 @@ def restore():
 @console_required
 def version():
     try:
-        entry = edit.kept(current_app.config, request.args.get("v", ""))
+        entry, latest = edit.kept(current_app.config, request.args.get("v", "")), edit.current(current_app.config)
     except edit.UnknownVersion as error:
         return editor(error=f"{error}: it may be older than the {edit.HISTORY_KEPT} kept.", status=404)
     except OSError as error:
-        return editor(error=f"The kept versions cannot be read: {error}", status=500)
-    latest = edit.current(current_app.config)
+        return editor(error=f"The rules cannot be read: {error}", status=500)
     return render_template("operator/prompt_rules_version.html", entry=entry, latest=latest,
                            changes=edit.changes(entry, latest))
 
