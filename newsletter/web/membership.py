@@ -9,11 +9,9 @@ from flask_wtf.csrf import CSRFError
 from newsletter import db, member_mails, memberships, stripe_events
 from newsletter.billing import Billing, BillingError, BillingNotConfigured, InvalidSignature
 from newsletter.models import Reader
-from newsletter.prompt_rules import InvalidRules, Rules
 from newsletter.web import errors, member_session, prompt_reader
 
 bp = Blueprint("membership", __name__)
-NO_RULES = Rules(version="", enabled=False, prompts=())
 
 
 def billing() -> Billing:
@@ -52,7 +50,7 @@ def checkout():
     form = request.form
     posted = memberships.Attribution(prompt=form.get("prompt", ""), variant=form.get("variant", ""),
                                      article=form.get("article", ""))
-    attribution = memberships.checkout_attribution(posted, _prompt_rules(), prompt_reader.redis_client(current_app),
+    attribution = memberships.checkout_attribution(posted, prompt_reader.rules(), prompt_reader.redis_client(current_app),
                                                    prompt_reader.known_reader_id())
     reader_id = member_session.current_reader_id() or member_session.checkout_reader_id()
     reader = memberships.reader_for_checkout(session, reader_id)
@@ -69,15 +67,6 @@ def checkout():
         current_app.logger.error("checkout failed: %s", e)
         return render_template("membership/unavailable.html"), 503
     return member_session.remember_checkout(redirect(url, 303), reader.id)
-
-
-def _prompt_rules() -> Rules:
-    """The prompt rules in force; none when the file cannot be read (a bad edit must not stop a sale)."""
-    try:
-        return prompt_reader.rules()
-    except (OSError, InvalidRules) as error:
-        current_app.logger.warning("checkout attributed by its form alone: prompt rules: %s", error)
-        return NO_RULES
 
 
 @bp.errorhandler(CSRFError)

@@ -76,6 +76,18 @@ def test_checkout_hosted_page_webhook_member(app, site, stripe_sandbox, browser,
     assert "Active" in account.text and "Manage membership and billing" in account.text
 
 
+def test_a_broken_prompt_rules_file_does_not_stop_a_sale(app, site, stripe_sandbox, browser, run_queued, tmp_path):
+    broken = tmp_path / "broken-rules.json"
+    broken.write_text("{ a bad edit on disk")
+    app.config["PROMPT_RULES"] = str(broken)
+    checkout = start_checkout(browser, site.url, article="a-story", prompt="membership", variant="warm")
+    assert pay(browser, checkout, "despite@example.com").status_code == 200
+    settle(stripe_sandbox, run_queued)
+    assert state_of(app, "despite@example.com") == "member"
+    with app.app_context():
+        assert db.session().scalars(select(Membership.prompt_variant)).one() == "warm"
+
+
 def test_a_nul_in_the_checkout_form_still_makes_the_member(app, site, stripe_sandbox, browser, run_queued):
     # PostgreSQL refuses NUL in text: the attribution came back from Stripe with it, the
     # welcome page answered 500 and the sync task failed, a paid membership left unwritten.
