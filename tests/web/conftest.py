@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.console import make_operator, sign_in
+
 
 @pytest.fixture
 def crashing_app(app):
@@ -14,3 +16,11 @@ def crashing_app(app):
     app.add_url_rule("/boom", "page_boom", boom)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     return app
+
+
+@pytest.fixture
+def signed_in(app, client):
+    """`client`, signed in to the console through its form as a new operator."""
+    make_operator(app)
+    assert sign_in(client).status_code == 303
+    return client

@@ -29,13 +29,6 @@ def app_config(app_config, tmp_path):
 
 
 @pytest.fixture
-def signed_in(app, client):
-    make_operator(app)
-    assert sign_in(client).status_code == 303
-    return client
-
-
-@pytest.fixture
 def story(app):
     with app.app_context():
         session = db.session()

@@ -13,7 +13,7 @@ from newsletter import memberships, prompt_history, prompts
 from newsletter.mailcatcher import free_port
 from newsletter.models import Membership
 from newsletter.prompt_rules import parse_rules
-from tests.support.console import location_path, make_operator, sign_in
+from tests.support.console import location_path
 from tests.support.prompts import rules_file
 from tests.web.markup import parse
 
@@ -29,13 +29,6 @@ APPEAL = parse_rules(RULES).prompts[0]
 @pytest.fixture
 def app_config(app_config, tmp_path):
     return app_config | {"PROMPT_RULES": rules_file(tmp_path, RULES)}
-
-
-@pytest.fixture
-def signed_in(app, client):
-    make_operator(app)
-    assert sign_in(client).status_code == 303
-    return client
 
 
 def shown(broker, variant_index: int | None, readers: int) -> None:

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from newsletter import db, editions
 from newsletter.models import Delivery
 from tests.factories import image, make_article, paragraph
-from tests.support.console import make_operator, sign_in
 from tests.web.markup import parse
+
+pytestmark = pytest.mark.usefixtures("signed_in")  # tests/web/conftest.py
 
 
 @pytest.fixture
@@ -22,13 +23,6 @@ def edition_id(app):
         edition = editions.create_edition(session, day=date(2026, 11, 25), slugs=["talks"], count=8, tz="UTC")
         session.commit()
         return edition.id
-
-
-@pytest.fixture(autouse=True)
-def signed_in(app, client):
-    """The console's sign-in, through its form (tests.support.console)."""
-    make_operator(app)
-    assert sign_in(client).status_code == 303
 
 
 def preview_url(edition_id: int) -> str:
