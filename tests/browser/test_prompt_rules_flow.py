@@ -12,7 +12,7 @@ from newsletter.models import utcnow
 from tests.factories import make_article
 from tests.support import browser as chromium
 from tests.support.browser import snap
-from tests.support.console import PASSWORD, make_operator
+from tests.support.console import make_operator, sign_in_page
 from tests.support.prompts import rules_file
 
 pytestmark = pytest.mark.slow
@@ -73,9 +73,7 @@ def test_edit_switch_off_and_a_refused_save(live_app, browser_page, reader, stor
 
     desk = browser_page
     desk.goto(f"{live_app.url}/operator/prompts/rules")
-    desk.get_by_label("Email").fill("desk@example.org")
-    desk.get_by_label("Password").fill(PASSWORD)
-    desk.get_by_role("button", name="Sign in").click()
+    sign_in_page(desk)
     desk.wait_for_url("**/operator/prompts/rules")
     editor = desk.get_by_label("The rules as JSON")
     editor.fill(editor.input_value().replace("Before the edit", "After the edit"))
@@ -107,9 +105,7 @@ def test_text_typed_before_the_session_ended_is_kept_until_saved(app, live_app, 
     problems = []
     desk.on("pageerror", lambda e: problems.append(str(e)))
     desk.goto(f"{live_app.url}/operator/prompts/rules")
-    desk.get_by_label("Email").fill("desk@example.org")
-    desk.get_by_label("Password").fill(PASSWORD)
-    desk.get_by_role("button", name="Sign in").click()
+    sign_in_page(desk)
     desk.wait_for_url("**/operator/prompts/rules")
     editor = desk.get_by_label("The rules as JSON")
     typed = editor.input_value().replace("Before the edit", "Typed before the session ended")
@@ -122,9 +118,7 @@ def test_text_typed_before_the_session_ended_is_kept_until_saved(app, live_app, 
     # editor the sign-in leads back to is made from theirs.
     with app.app_context():
         edit.switch(app.config, False, edit.current(app.config).fingerprint, "bo@example.org", utcnow())
-    desk.get_by_label("Email").fill("desk@example.org")
-    desk.get_by_label("Password").fill(PASSWORD)
-    desk.get_by_role("button", name="Sign in").click()
+    sign_in_page(desk)
     desk.wait_for_url("**/operator/prompts/rules")
 
     notice = desk.locator("[data-draft-notice]")

@@ -49,3 +49,10 @@ def location_path(response) -> str:
     """The path and query a redirect points to."""
     parts = urlsplit(response.headers["Location"])
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def sign_in_page(page, email: str = "desk@example.org", password: str = PASSWORD) -> None:
+    """Fill and send the console's sign-in form in a browser page (Playwright)."""
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
