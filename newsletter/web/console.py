@@ -90,10 +90,15 @@ def sign_in_first():
 
 def _referring_page() -> str | None:
     """The path (and query) of the Referer, when it is a page of this site; _safe_next judges it."""
-    parts = urlsplit(request.referrer or "")
-    if parts.netloc != request.host:
+    if not on_this_site(request.referrer):
         return None
+    parts = urlsplit(request.referrer)
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def on_this_site(url: str | None) -> bool:
+    """Whether `url` (an Origin or a Referer the browser sent) is of this site's host."""
+    return urlsplit(url or "").netloc == request.host
 
 
 def _key(operator: Operator) -> str:

@@ -7,15 +7,13 @@ written) shows the page again with the reason and the operator's text as sent.
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from newsletter import prompt_rules_edit as edit
 from newsletter.models import utcnow
 from newsletter.prompt_rules import InvalidRules
-from newsletter.web.console import console_required, sign_in_first, signed_in_operator
+from newsletter.web.console import console_required, on_this_site, sign_in_first, signed_in_operator
 
 bp = Blueprint("console_prompt_rules", __name__, url_prefix="/operator/prompts/rules")
 
@@ -65,16 +63,10 @@ def expired(error: CSRFError):
     g.operator = signed_in_operator()
     if g.operator is None:  # no session at all: the rules are for operators only
         return sign_in_first()
-    if not _from_this_site():  # another site's form: its text is not the operator's to save
+    if not on_this_site(request.headers.get("Origin") or request.referrer):  # not the operator's text to save
         return editor(status=400, error="A form from another site was refused; nothing was saved.")
     return editor(text=request.form.get("rules"), status=400,
                   error="The form had expired, so nothing was saved; the text below is yours: save it again.")
-
-
-def _from_this_site() -> bool:
-    """Whether the browser says the form was on one of our pages (Origin, else Referer)."""
-    source = request.headers.get("Origin") or request.referrer or ""
-    return urlsplit(source).netloc == request.host
 
 
 def _saved(action, text: str | None = None):
