@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.prompt_rules import InvalidRules, Rules, editable_path, load_rules, parse_rules, rules_path
+from newsletter.prompt_rules import InvalidRules, Rules, editable_path, parse_rules, rules_path
 
 HISTORY_KEPT = 50
 MAX_BYTES = 256 * 1024
@@ -124,7 +124,11 @@ def _check_text(text: str, what: str) -> None:
 def save(config, text: str, based_on: str, author: str, now: datetime) -> Rules:
     """Save `text` as the rules' new version, made from the text whose fingerprint is
     `based_on`; the new rules."""
-    data = checked(text)
+    return _save_checked(config, checked(text), based_on, author, now)
+
+
+def _save_checked(config, data: dict, based_on: str, author: str, now: datetime) -> Rules:
+    """save() of a document checked() already passed."""
     path = editable_path(config)
     with _locked(path):
         before = current(config)
@@ -138,7 +142,7 @@ def save(config, text: str, based_on: str, author: str, now: datetime) -> Rules:
         _write(_history_dir(path) / _file_name(saved["version"]), document)
         _write(path, document)
         _trim(_history_dir(path))
-    return load_rules(path)
+    return parse_rules(saved)
 
 
 def switch(config, enabled: bool, based_on: str, author: str, now: datetime) -> Rules:
@@ -151,7 +155,7 @@ def switch(config, enabled: bool, based_on: str, author: str, now: datetime) -> 
         if enabled:
             raise InvalidRules(f"the rules in force cannot be read ({error}): fix them in the editor") from error
         data = {"prompts": []}
-    return save(config, json.dumps(data | {"enabled": enabled}), based_on, author, now)
+    return _save_checked(config, data | {"enabled": enabled}, based_on, author, now)
 
 
 def restore(config, version: str, based_on: str, author: str, now: datetime) -> Rules:
