@@ -5,13 +5,15 @@
 
 Starts a Redis server of its own (redis-server on a free port, no persistence) and the
 app under gunicorn (gthread), on a temporary instance folder, seeds --stories articles,
-then drives (a) GET /healthz and (b) GET /api/v1/prompt?article=<slug> with wrk, each at
+then drives (a) GET /healthz, (c) one Redis round trip and nothing else
+(bench/prompt_floor.py) and (b) GET /api/v1/prompt?article=<slug> with wrk, each at
 --clients keep-alive connections. Every request of (b) comes from one of --readers
 returning readers (a `rid` cookie) and names one of the stories, both drawn at random, so
 the run mixes readers below the metering threshold, readers shown the appeal or the
 sign-up, and readers capped, as a site does; (a) sends the same headers. Prints requests/s,
 p50/p99 latency, errors, the server's CPU time per request (gunicorn's workers, and Redis),
-the ratio (b)/(a), and what the decisions were.
+the ratio (b)/(a), the floor (c)/(a) that no route with a Redis round trip passes, and
+what the decisions were.
 The issue's goals: ratio >= 0.7, p99 (b) <= 20 ms, no errors; exit status 1 when one is missed,
 2 when a route's rounds disagree by more than 25 % (the machine was busy: run again).
 
@@ -56,7 +58,7 @@ function setup(thread)
 end
 function init(args)
   unexpected = 0
-  prompt, readers, stories = args[1] == "prompt", tonumber(args[2]), tonumber(args[3])
+  prompt, floor, readers, stories = args[1] == "prompt", args[1] == "floor", tonumber(args[2]), tonumber(args[3])
   math.randomseed(os.time() + id * 7919)
 end
 function request()
@@ -64,6 +66,7 @@ function request()
   local headers = {["User-Agent"] = UA, ["Cookie"] = "rid=" .. rid}
   local path = "/healthz"
   if prompt then path = "/api/v1/prompt?article=story-" .. math.random(1, stories) end
+  if floor then path = "/bench/one-round-trip" end
   return wrk.format("GET", path, headers, nil)
 end
 function response(status, headers, body)
@@ -169,7 +172,8 @@ def seed(database: str, instance: Path, stories: int) -> None:
 
 @contextlib.contextmanager
 def gunicorn(args, database: str, redis: str, tmp: Path):
-    """The app under gunicorn (gthread: keep-alive connections), answering on the yielded port."""
+    """The app (with bench/prompt_floor.py's route) under gunicorn (gthread: keep-alive
+    connections), answering on the yielded port."""
     port = free_port()
     log = tmp / "gunicorn.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | {
@@ -177,7 +181,8 @@ def gunicorn(args, database: str, redis: str, tmp: Path):
         "NEWSLETTER_INSTANCE_PATH": str(tmp / "instance")}
     if args.rules:
         env["NEWSLETTER_PROMPT_RULES"] = str(Path(args.rules).resolve())
-    cmd = [sys.executable, "-m", "gunicorn", "newsletter:create_app()", "--chdir", str(ROOT),
+    cmd = [sys.executable, "-m", "gunicorn", "prompt_floor:make_app()", "--chdir", str(ROOT),
+           "--pythonpath", str(ROOT / "bench"),
            "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers), "--worker-class", "gthread",
            "--threads", str(args.threads), "--keep-alive", "75", "--backlog", "1024",
            "--error-logfile", str(log)]
@@ -244,9 +249,9 @@ def measured(port: int, route: str, args, server: Server) -> load.Result:
 
 def measure(args, port: int, server: Server) -> list[list[load.Result]]:
     if args.warmup:
-        for route in ("bare", "prompt"):
+        for route in PHASES:
             run_wrk(port, route, args, args.warmup)
-    return [[measured(port, route, args, server) for route in ("bare", "prompt")] for _ in range(args.rounds)]
+    return [[measured(port, route, args, server) for route in PHASES] for _ in range(args.rounds)]
 
 
 def decision_counts(redis: str) -> dict[str, int]:
@@ -264,7 +269,8 @@ def decision_counts(redis: str) -> dict[str, int]:
 
 # ---------------------------------------------------------------- output
 
-ROUTES = ("(a) GET /healthz", "(b) GET /api/v1/prompt")
+PHASES = ("bare", "floor", "prompt")  # each round measures them in this order
+ROUTES = ("(a) GET /healthz", "(c) one Redis round trip", "(b) GET /api/v1/prompt")
 
 
 def print_setup(args, database: str) -> None:
@@ -283,20 +289,23 @@ def print_setup(args, database: str) -> None:
 def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
     print(f"{'':30} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
           f"{'app CPU ms/req':>15} {'Redis CPU ms/req':>17}")
-    for i, pair in enumerate(rounds, 1):
+    for i, phases in enumerate(rounds, 1):
         label = f" round {i}" if len(rounds) > 1 else ""
-        for name, r in zip(ROUTES, pair):
+        for name, r in zip(ROUTES, phases):
             print(f"{name + label:30} {r.requests:9d} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d} "
                   f"{r.app_cpu_ms:15.3f} {r.redis_cpu_ms:17.3f}")
-    bare, prompt = (median([pair[i] for pair in rounds]) for i in (0, 1))
+    bare, floor, prompt = (median([phases[i] for phases in rounds]) for i in range(len(PHASES)))
     cpu_ratio = bare.app_cpu_ms / prompt.app_cpu_ms if prompt.app_cpu_ms else 0.0
     print("shown:     " + ", ".join(f"{k} {v}" for k, v in decisions.items()) + " (warm-up included)")
     print(f"server CPU per request, medians: (a) {bare.app_cpu_ms:.3f} ms, (b) {prompt.app_cpu_ms:.3f} ms "
           f"+ {prompt.redis_cpu_ms:.3f} ms in Redis; (a)/(b) app CPU {cpu_ratio:.2f} (what the ratio would be "
           "if the app alone had the CPUs)")
-    print()
     ratio = prompt.rate / bare.rate if bare.rate else 0.0
-    errors = bare.errors + prompt.errors
+    print(f"floor:     (c)/(a) {floor.rate / bare.rate if bare.rate else 0.0:.2f}: the most a route making one Redis "
+          f"round trip and nothing else reached; the decision made {ratio / (floor.rate / bare.rate or 1):.0%} "
+          "of it, (b)/(c)" if floor.rate else "floor:     (c) answered nothing")
+    print()
+    errors = bare.errors + floor.errors + prompt.errors
     checks = [(f"ratio (b)/(a) {ratio:.2f}", f">= {GOAL_RATIO}", ratio >= GOAL_RATIO),
               (f"p99 (b) {prompt.p99_ms:.1f} ms", f"<= {GOAL_P99_MS:g} ms", prompt.p99_ms <= GOAL_P99_MS),
               (f"errors {errors}", "= 0", errors == 0)]
@@ -311,7 +320,7 @@ def steady(rounds: list[list[load.Result]]) -> bool:
     """Whether each route ran alike in every round; when not, something else had the CPUs
     for a while (a neighbour on the host) and the run's ratio is not to be trusted."""
     for i, name in enumerate(ROUTES):
-        rates = [pair[i].rate for pair in rounds]
+        rates = [phases[i].rate for phases in rounds]
         if len(rates) > 1 and max(rates) > UNSTEADY * min(rates):
             print(f"UNRELIABLE: {name} ran at {min(rates):,.0f} to {max(rates):,.0f} req/s across rounds "
                   f"(more than {UNSTEADY:g}x apart): the machine was busy with something else; run again")
