@@ -23,7 +23,7 @@ from functools import lru_cache
 import redis
 
 from newsletter.prompt_rules import Prompt, Rules
-from newsletter.redis_script import ThreadScript
+from newsletter.redis_script import Packed, ThreadScript, packed
 from newsletter.prompts import NOTHING, Decision, History
 
 MAX_READS = 200        # stories remembered per reader
@@ -98,49 +98,56 @@ return 0
 # A counted reader's page view in one round trip: count the story read, take the first
 # candidate (prompts.candidates, in order) that prompts.history_allows, and record it as
 # record_decision does. It mirrors those Python functions exactly; tests/test_prompt_history.py
-# checks the two against each other. Four arguments (each one costs a request its
-# encoding): now, the story, the reader id, and the plan, one line of numbers (seconds to
-# keep; stories, impressions and assigned prompts to keep) then one line per candidate,
-# "prompt-id counter-id min_reads read_window cap cap_window gap show" (seconds; show 0:
-# the control). The keys are made here from those ids, as the Python functions name them,
-# so the script needs a single Redis server, not a cluster.
+# checks the two against each other. ARGV: now, the story, the reader id, then the plan
+# (packed once per rules version and candidates, so a request encodes only the first
+# three): seconds to keep; stories, impressions and assigned prompts to keep; then eight
+# per candidate: prompt id, counter id, min_reads, read_window, cap, cap_window, gap (in
+# seconds), show (0: the control). Each redis.call costs about a microsecond of Redis's
+# CPU over the command's own, and the request's thread waits for all of them, so the
+# script makes as few as the answer needs: the read window's count and the snoozes are
+# read once, a story read again does not trim. The keys are made here from those ids, as
+# the Python functions name them, so the script needs a single Redis server, not a cluster.
 DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local lines = {}
-for line in string.gmatch(ARGV[4], '[^\\n]+') do lines[#lines + 1] = line end
-local keep, max_reads, max_shown, max_assigned = string.match(lines[1], '(%d+) (%d+) (%d+) (%d+)')
-local reads_key, snooze_key = 'prompt:reads:' .. reader, 'prompt:snooze:' .. reader
-local assigned_key = 'prompt:assigned:' .. reader
-redis.call('ZADD', reads_key, now, slug)
-redis.call('ZREMRANGEBYRANK', reads_key, 0, -tonumber(max_reads) - 1)
+local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local reads_key = 'prompt:reads:' .. reader
+if redis.call('ZADD', reads_key, now, slug) == 1 then
+  redis.call('ZREMRANGEBYRANK', reads_key, 0, -max_reads - 1)
+end
 redis.call('EXPIRE', reads_key, keep)
-for i = 2, #lines do
-  local c = {}
-  for x in string.gmatch(lines[i], '%S+') do c[#c + 1] = x end
-  local id, counter, min_reads, window = c[1], c[2], tonumber(c[3]), tonumber(c[4])
-  local cap, cap_window, gap, show = tonumber(c[5]), tonumber(c[6]), tonumber(c[7]), c[8] == '1'
+local snoozed = redis.call('HGETALL', 'prompt:snooze:' .. reader)
+local snoozed_until = {}
+for i = 1, #snoozed, 2 do snoozed_until[snoozed[i]] = tonumber(snoozed[i + 1]) end
+local reads_in = {}
+for i = 8, #ARGV, 8 do
+  local id, counter, min_reads, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local cap, gap, show = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 6]), ARGV[i + 7] == '1'
+  local reads = reads_in[window]
+  if reads == nil then
+    reads = redis.call('ZCOUNT', reads_key, '(' .. (now - window), '+inf')
+    reads_in[window] = reads
+  end
   local shown = 'prompt:shown:' .. reader .. ':' .. id
-  local snoozed_until = tonumber(redis.call('HGET', snooze_key, id) or '0')
-  local reads = redis.call('ZCOUNT', reads_key, '(' .. (now - window), '+inf')
-  local ok = snoozed_until <= now and reads >= min_reads
+  local ok = (snoozed_until[id] or 0) <= now and reads >= min_reads
   if ok and cap > 0 then
-    ok = redis.call('ZCOUNT', shown, '(' .. (now - cap_window), '+inf') < cap
+    ok = redis.call('ZCOUNT', shown, '(' .. (now - ARGV[i + 5]), '+inf') < cap
   end
   if ok and gap > 0 then
     local last = redis.call('ZREVRANGE', shown, 0, 0, 'WITHSCORES')[2]
     ok = last == nil or now - tonumber(last) >= gap
   end
   if ok then
+    local stats = 'prompt:stats:' .. counter
     if show then
       redis.call('ZADD', shown, now, ARGV[1])
-      redis.call('ZREMRANGEBYRANK', shown, 0, -tonumber(max_shown) - 1)
+      redis.call('ZREMRANGEBYRANK', shown, 0, -max_shown - 1)
       redis.call('EXPIRE', shown, keep)
-      redis.call('HINCRBY', 'prompt:stats:' .. counter, 'impressions', 1)
+      redis.call('HINCRBY', stats, 'impressions', 1)
     end
-    redis.call('HINCRBY', 'prompt:stats:' .. counter, 'assigned', 1)
+    redis.call('HINCRBY', stats, 'assigned', 1)
     redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
-    remember_assignment(assigned_key, id, counter, max_assigned, keep)
-    return {i - 2, reads}
+    remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
+    return {(i - 8) / 8, reads}
   end
 end
 return {-1, 0}
@@ -154,7 +161,7 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
         record_read_and_load(r, reader_id, slug, now, rules)
         return NOTHING
     plan = _plan(rules, tuple((choice.prompt, counter_id(choice), choice.show) for choice in choices))
-    index, reads = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id, plan))
+    index, reads = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id), tail=plan)
     if index < 0:
         return NOTHING
     chosen = choices[index]
@@ -162,14 +169,14 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
 
 
 @lru_cache(maxsize=256)
-def _plan(rules: Rules, choices: tuple[tuple[Prompt, str, bool], ...]) -> bytes:
-    """DECIDE_SCRIPT's fourth argument; a few differ per rules version (audiences, buckets)."""
-    lines = [f"{rules.history_days * 86400} {MAX_READS} {MAX_IMPRESSIONS} {MAX_ASSIGNED}"]
+def _plan(rules: Rules, choices: tuple[tuple[Prompt, str, bool], ...]) -> Packed:
+    """DECIDE_SCRIPT's arguments after the first three; a few differ per rules version
+    (audiences, buckets)."""
+    args = [rules.history_days * 86400, MAX_READS, MAX_IMPRESSIONS, MAX_ASSIGNED]
     for prompt, counter, show in choices:
-        numbers = (prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
-                   prompt.cap_window_days * 86400, int(prompt.min_gap_hours * 3600), int(show))
-        lines.append(" ".join([prompt.id, counter] + [str(n) for n in numbers]))
-    return "\n".join(lines).encode()
+        args += [prompt.id, counter, prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
+                 prompt.cap_window_days * 86400, int(prompt.min_gap_hours * 3600), int(show)]
+    return packed(args)
 
 
 def _reads_key(reader_id: str) -> str:

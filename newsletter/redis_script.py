@@ -12,31 +12,45 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from dataclasses import dataclass
 
 import redis
 
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
+@dataclass(frozen=True)
+class Packed:
+    """Arguments already in RESP (`packed`), put at the end of a command as they are: for
+    arguments that repeat across calls, so they are encoded once, not per call."""
+
+    count: int
+    data: bytes
+
+
+NO_TAIL = Packed(0, b"")
+
+
 class ThreadScript:
-    """`script(keys, args)`: EVALSHA, loading the script first when Redis does not know it."""
+    """`script(keys, args[, tail])`: EVALSHA, loading the script first when Redis does not know
+    it; `tail` (Packed) follows `args`."""
 
     def __init__(self, client: redis.Redis, source: str) -> None:
         self.pool, self.source = client.connection_pool, source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self.local = threading.local()
 
-    def __call__(self, keys, args):
+    def __call__(self, keys, args, tail: Packed = NO_TAIL):
         try:
-            return self._evalsha(keys, args)
+            return self._evalsha(keys, args, tail)
         except redis.exceptions.ConnectionError:
             # Redis closed the connection since its last use (a restart, an idle timeout).
-            return self._evalsha(keys, args)
+            return self._evalsha(keys, args, tail)
 
-    def _evalsha(self, keys, args):
+    def _evalsha(self, keys, args, tail: Packed):
         connection = self._connection()
         try:
-            packed = pack(("EVALSHA", self.sha, len(keys), *keys, *args))
+            packed = pack(("EVALSHA", self.sha, len(keys), *keys, *args), tail)
             try:
                 return _command(connection, packed)
             except redis.exceptions.NoScriptError:  # a new Redis, or one restarted since
@@ -53,13 +67,26 @@ class ThreadScript:
         return connection
 
 
-def pack(args) -> bytes:
-    """A command in RESP: an array of bulk strings (str as UTF-8, numbers as their digits)."""
-    parts = [b"*%d\r\n" % len(args)]
+def pack(args, tail: Packed = NO_TAIL) -> bytes:
+    """A command in RESP: an array of bulk strings (str as UTF-8, numbers as their digits),
+    `tail`'s already packed ones last."""
+    parts = [b"*%d\r\n" % (len(args) + tail.count)]
+    parts += _bulk_strings(args)
+    parts.append(tail.data)
+    return b"".join(parts)
+
+
+def packed(args) -> Packed:
+    """`args` in RESP, for `pack`'s tail."""
+    return Packed(len(args), b"".join(_bulk_strings(args)))
+
+
+def _bulk_strings(args) -> list[bytes]:
+    parts = []
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    return parts
 
 
 def _command(connection, packed: bytes):

@@ -39,6 +39,20 @@ def test_history_is_bounded_and_expires(broker):
     assert 30 * 86400 < broker.ttl(f"prompt:reads:{READER}") <= 31 * 86400
 
 
+def test_the_decision_script_keeps_reads_bounded_and_a_story_read_again_as_one(broker):
+    choices = [prompts.Decision(prompt=RULES.prompts[1])]  # "daily": no experiment
+    for n in range(prompt_history.MAX_READS + 5):
+        prompt_history.decide_and_record(broker, READER, f"story-{n}", choices, NOW + timedelta(seconds=n), RULES)
+    again = NOW + timedelta(hours=1)
+    prompt_history.decide_and_record(broker, READER, "story-100", choices, again, RULES)  # read before: not trimmed
+
+    key = f"prompt:reads:{READER}"
+    assert broker.zcard(key) == prompt_history.MAX_READS
+    assert broker.zscore(key, "story-4") is None and broker.zscore(key, "story-5") is not None
+    assert broker.zscore(key, "story-100") == again.timestamp()
+    assert 30 * 86400 < broker.ttl(key) <= 31 * 86400
+
+
 def test_impressions_per_prompt_in_the_cap_window_and_the_assigned_counters(broker):
     decision = prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0], articles_read=3)
     for at in (NOW - timedelta(days=40), NOW, NOW + timedelta(hours=1)):

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.connection import PythonRespSerializer
 
-from newsletter.redis_script import ThreadScript, pack
+from newsletter.redis_script import ThreadScript, pack, packed
 
 ECHO = "return {#KEYS, KEYS[1] or '', ARGV[1] or '', ARGV[2] or ''}"
 
@@ -21,6 +21,20 @@ def redis_py_pack(args) -> bytes:
 def test_pack_is_what_redis_py_sends(args):
     command = ("EVALSHA", *args)  # redis-py splits its first argument at spaces ("CONFIG GET")
     assert pack(command) == redis_py_pack(command)
+
+
+ARG = st.one_of(st.text(), st.binary(), st.integers())
+
+
+@given(st.lists(ARG), st.lists(ARG))
+def test_a_packed_tail_is_the_same_command_as_its_arguments_given_last(args, tail):
+    assert pack(("EVALSHA", *args), packed(tail)) == pack(("EVALSHA", *args, *tail))
+
+
+def test_a_script_gets_its_packed_tail_after_its_arguments(broker):
+    script = ThreadScript(broker, "return ARGV")
+
+    assert script(keys=(), args=("a",), tail=packed(["b", 3])) == [b"a", b"b", b"3"]
 
 
 def test_a_script_runs_with_keys_and_arguments_of_every_kind(broker):
