@@ -80,8 +80,9 @@ def commands(instance: Path, host: str, port: int) -> dict[str, list[str]]:
     """The child processes, as the Procfile has them."""
     python = sys.executable
     return {
-        "web": [python, "-m", "gunicorn", "newsletter:create_app()", "--bind", bind_address(host, port),
-                "--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-", *quiet_gunicorn()],
+        "web": [python, "-m", "gunicorn", "newsletter:create_app()", "--config", "python:newsletter.gunicorn_config",
+                "--bind", bind_address(host, port), "--graceful-timeout", "5", "--access-logfile", "-",
+                *quiet_gunicorn()],
         "worker": [python, "-m", "celery", "-A", "workers", "worker", "-l", "info"],
         "beat": [python, "-m", "celery", "-A", "workers", "beat", "-l", "info",
                  "--schedule", str(instance / "celerybeat-schedule")],
