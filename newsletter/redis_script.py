@@ -1,24 +1,16 @@
 """A Lua script run on one Redis connection per thread, past redis-py's client.
 
 redis-py wraps each command in its pool's checkout and return, retries, metrics and
-events, and reads the reply through a general parser: more of the CPU a one-round-trip
-request spends on Redis than the round trip's system calls (the technique
+events, a good part of the CPU a one-round-trip request spends on Redis (the technique
 newsletter.signup_gate uses for the sign-up gate; docs/performance.md). The connections
-are still redis-py's for connecting (address, TLS, AUTH, SELECT, protocol), taken from the
-client's pool for good, so closing the pool closes them; a request then writes EVALSHA
-(packed here: RESP is a few lines) to the socket and reads the reply itself. The socket
-is blocking with its timeouts kept by the kernel (SO_SNDTIMEO, SO_RCVTIMEO): a Python
-socket with a timeout polls before each send and each receive, a system call and a GIL
-hand-over more each time. Together about 20 us of CPU less per call than through
-redis-py (docs/performance.md, "Prompt decision").
+are still redis-py's (protocol, timeouts, AUTH and SELECT), taken from the client's pool
+for good, so closing the pool closes them. EVALSHA is packed here (RESP is a few lines)
+rather than by redis-py's general packer, which costs more than the rest of the call.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import socket
-import struct
 import threading
 from dataclasses import dataclass
 
@@ -58,15 +50,14 @@ class ThreadScript:
     def _evalsha(self, keys, args, tail: Packed):
         connection = self._connection()
         try:
-            sock = self._socket(connection)
             packed = pack(("EVALSHA", self.sha, len(keys), *keys, *args), tail)
             try:
-                return _command(sock, packed)
+                return _command(connection, packed)
             except redis.exceptions.NoScriptError:  # a new Redis, or one restarted since
-                _command(sock, pack(("SCRIPT", "LOAD", self.source)))
-                return _command(sock, packed)
+                _command(connection, pack(("SCRIPT", "LOAD", self.source)))
+                return _command(connection, packed)
         except REDIS_DOWN:
-            connection.disconnect()  # the next call connects again
+            connection.disconnect()
             raise
 
     def _connection(self):
@@ -74,24 +65,6 @@ class ThreadScript:
         if connection is None or connection.pid != os.getpid():  # none yet, or forked since
             connection = self.local.connection = self.pool.get_connection()
         return connection
-
-    def _socket(self, connection) -> socket.socket:
-        """The connection's socket, connected (again, after an error) and made blocking."""
-        if connection._sock is None:
-            connection.connect()
-        sock = connection._sock
-        if sock is not getattr(self.local, "sock", None):
-            _kernel_timeouts(sock, connection.socket_timeout)
-            self.local.sock = sock
-        return sock
-
-
-def _kernel_timeouts(sock: socket.socket, timeout: float | None) -> None:
-    sock.settimeout(None)
-    if timeout:
-        timeval = struct.pack("ll", int(timeout), int(timeout % 1 * 1_000_000))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
 
 
 def pack(args, tail: Packed = NO_TAIL) -> bytes:
@@ -116,82 +89,6 @@ def _bulk_strings(args) -> list[bytes]:
     return parts
 
 
-def _command(sock: socket.socket, packed: bytes):
-    try:
-        sock.sendall(packed)
-        data = sock.recv(READ_SIZE)
-        while True:
-            if not data:
-                raise redis.exceptions.ConnectionError("Redis closed the connection")
-            try:
-                reply, end = parse_reply(data)
-            except IncompleteReply:
-                data += sock.recv(READ_SIZE)
-                continue
-            if end != len(data):  # one command, one reply: anything more is out of step
-                raise redis.exceptions.ConnectionError("Redis sent more than one reply")
-            return reply
-    except OSError as error:
-        if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):  # SO_RCVTIMEO or SO_SNDTIMEO passed
-            raise redis.exceptions.TimeoutError(f"Redis did not answer in time: {error}") from error
-        raise redis.exceptions.ConnectionError(f"Redis connection failed: {error}") from error
-
-
-# ---------------------------------------------------------------- replies
-
-READ_SIZE = 65536
-
-
-class IncompleteReply(Exception):
-    """The bytes so far end inside a reply: read more."""
-
-
-def parse_reply(data: bytes, at: int = 0):
-    """The RESP2 or RESP3 reply that starts at `at`, as redis-py gives it without decoding
-    (integers, bytes, lists, None), and the index past it. An error reply is raised as
-    redis-py raises it (NoScriptError, BusyLoadingError, ResponseError); a nested one is
-    returned as a ResponseError, as redis-py does."""
-    value, end = _value(data, at)
-    if isinstance(value, Exception):
-        raise value
-    return value, end
-
-
-def _value(data: bytes, at: int):
-    end = data.find(b"\r\n", at)
-    if end < 0:
-        raise IncompleteReply
-    kind, line, at = data[at:at + 1], data[at + 1:end], end + 2
-    if kind == b":":
-        return int(line), at
-    if kind == b"$":
-        size = int(line)
-        if size < 0:
-            return None, at
-        if len(data) < at + size + 2:
-            raise IncompleteReply
-        return data[at:at + size], at + size + 2
-    if kind == b"*":
-        count = int(line)
-        if count < 0:
-            return None, at
-        items = []
-        for _ in range(count):
-            item, at = _value(data, at)
-            items.append(item)
-        return items, at
-    if kind == b"+":
-        return line, at
-    if kind == b"_":
-        return None, at
-    if kind == b"-":
-        return _error(line.decode(errors="replace")), at
-    raise redis.exceptions.ConnectionError(f"unexpected reply from Redis: {data[at - len(line) - 3:at]!r}")
-
-
-def _error(message: str) -> Exception:
-    if message.startswith("NOSCRIPT"):
-        return redis.exceptions.NoScriptError(message)
-    if message.startswith("LOADING"):
-        return redis.exceptions.BusyLoadingError(message)
-    return redis.exceptions.ResponseError(message)
+def _command(connection, packed: bytes):
+    connection.send_packed_command([packed], check_health=False)
+    return connection.read_response()

@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.connection import PythonRespSerializer
 
-from newsletter.redis_script import (READ_SIZE, REDIS_DOWN, IncompleteReply, ThreadScript, pack, packed,
-                                     parse_reply)
+from newsletter.redis_script import REDIS_DOWN, ThreadScript, pack, packed
 from newsletter.redis_url import for_redis_py
 
 ECHO = "return {#KEYS, KEYS[1] or '', ARGV[1] or '', ARGV[2] or ''}"
@@ -73,12 +72,6 @@ def test_an_error_in_the_script_is_raised(broker):
         script(keys=("text",), args=())
 
 
-def test_a_reply_longer_than_one_read_is_read_whole(broker):
-    script = ThreadScript(broker, "return {string.rep('x', tonumber(ARGV[1])), ARGV[1]}")
-
-    assert script(keys=(), args=(3 * READ_SIZE + 7,)) == [b"x" * (3 * READ_SIZE + 7), b"%d" % (3 * READ_SIZE + 7)]
-
-
 def test_a_script_slower_than_the_timeout_is_a_timeout_and_the_next_call_connects_again(redis_url):
     slow = redis.Redis.from_url(for_redis_py(redis_url), socket_timeout=0.1)
     script = ThreadScript(slow, "local t = redis.call('TIME') local stop = t[1] * 1e6 + t[2] + ARGV[1] "
@@ -92,54 +85,3 @@ def test_a_script_slower_than_the_timeout_is_a_timeout_and_the_next_call_connect
         assert script(keys=(), args=(0,)) == 1
     finally:
         slow.close()
-
-
-# ---------------------------------------------------------------- replies, byte by byte
-
-def resp(value) -> bytes:
-    """`value` as Redis would send it: int, bytes, None (a null bulk string), list."""
-    if isinstance(value, int):
-        return b":%d\r\n" % value
-    if isinstance(value, bytes):
-        return b"$%d\r\n%s\r\n" % (len(value), value)
-    if value is None:
-        return b"$-1\r\n"
-    return b"*%d\r\n" % len(value) + b"".join(resp(v) for v in value)
-
-
-REPLY = st.recursive(st.one_of(st.integers(), st.binary(max_size=40), st.none()),
-                     lambda inner: st.lists(inner, max_size=4), max_leaves=12)
-
-
-@given(REPLY)
-def test_a_reply_is_what_was_sent_and_any_part_of_it_asks_for_more(value):
-    data = resp(value)
-
-    assert parse_reply(data) == (value, len(data))
-    for cut in range(len(data)):
-        with pytest.raises(IncompleteReply):
-            parse_reply(data[:cut])
-
-
-@pytest.mark.parametrize(("data", "expected"), [
-    (b"+OK\r\n", b"OK"), (b"_\r\n", None), (b"*-1\r\n", None), (b"*0\r\n", []),
-    (b"*2\r\n-ERR inner\r\n:1\r\n", None),
-])
-def test_replies_of_every_kind_a_script_can_make(data, expected):
-    value, end = parse_reply(data)
-
-    assert end == len(data)
-    if data.startswith(b"*2"):  # an error inside an array is returned in its place, as redis-py does
-        assert isinstance(value[0], redis.exceptions.ResponseError) and value[1] == 1
-    else:
-        assert value == expected
-
-
-@pytest.mark.parametrize(("message", "error"), [
-    ("NOSCRIPT No matching script.", redis.exceptions.NoScriptError),
-    ("LOADING Redis is loading the dataset in memory", redis.exceptions.BusyLoadingError),
-    ("ERR value is not an integer", redis.exceptions.ResponseError),
-])
-def test_an_error_reply_is_raised_as_redis_py_raises_it(message, error):
-    with pytest.raises(error, match=message.split()[0]):
-        parse_reply(b"-" + message.encode() + b"\r\n")
