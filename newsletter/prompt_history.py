@@ -175,7 +175,7 @@ def _plan(rules: Rules, choices: tuple[tuple[Prompt, str, bool], ...]) -> Packed
     args = [rules.history_days * 86400, MAX_READS, MAX_IMPRESSIONS, MAX_ASSIGNED]
     for prompt, counter, show in choices:
         args += [prompt.id, counter, prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
-                 prompt.cap_window_days * 86400, int(prompt.min_gap_hours * 3600), int(show)]
+                 prompt.cap_window_days * 86400, prompt.min_gap_hours * 3600, int(show)]
     return packed(args)
 
 

@@ -165,7 +165,7 @@ def test_the_buckets_kept_are_bounded_alike_in_both_scripts(broker):
 PROMPT = st.fixed_dictionaries({
     "min_reads": st.integers(0, 4), "read_window_days": st.sampled_from([1, 7, 30]),
     "frequency_cap": st.fixed_dictionaries({"impressions": st.integers(0, 3), "window_days": st.sampled_from([1, 7]),
-                                            "min_gap_hours": st.sampled_from([0, 12, 48])}),
+                                            "min_gap_hours": st.sampled_from([0, 0.0001, 0.5, 12, 48])}),
     "snooze_days": st.sampled_from([0, 2]),
 })
 # Near the windows' and gaps' edges (1, 7, 30 days; 12 and 48 hours) as often as anywhere.
@@ -179,6 +179,7 @@ def one_prompt(min_reads=0, window=7, cap=0, cap_window=7, gap=0, snooze=0) -> l
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(rules=one_prompt(gap=0.0001), reads=[], shown=[(0, 0.2 / 86400)], snoozed=[])  # a gap under a second
 @example(rules=one_prompt(gap=12), reads=[], shown=[(0, 0.51)], snoozed=[])           # just past the gap
 @example(rules=one_prompt(gap=12), reads=[], shown=[(0, 0.49)], snoozed=[])           # just inside it
 @example(rules=one_prompt(cap=2, cap_window=1), reads=[], shown=[(0, 0.2), (0, 1.01)], snoozed=[])
