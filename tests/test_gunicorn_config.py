@@ -35,7 +35,7 @@ def test_started_from_the_repository_gunicorn_runs_threads_with_keep_alive():
 def test_the_platform_and_the_command_line_still_choose():
     assert resolved(WEB_CONCURRENCY="3")["workers"] == "3"
     assert resolved("--threads", "8")["threads"] == "8"
-    assert resolved(GUNICORN_CMD_ARGS="--worker-class sync")["worker_class"] == "sync"
+    assert resolved(GUNICORN_CMD_ARGS="--keep-alive 5")["keepalive"] == "5"
 
 
 def test_newsletter_dev_runs_the_same_settings_from_any_folder(tmp_path):
