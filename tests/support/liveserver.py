@@ -36,6 +36,9 @@ class LiveServer:
         self.host = host
         self.port = self.server.server_port
         self.thread: threading.Thread | None = None
+        self.requests = threading.Condition()
+        self.running = 0  # requests inside the app now
+        self.stopping = False
 
     @property
     def url(self) -> str:
@@ -43,7 +46,7 @@ class LiveServer:
 
     def start(self, app, timeout: float = 10) -> None:
         """Serve `app` from now on; return once it answers GET /healthz."""
-        self.server.app = app
+        self.server.app = self._guarded(app)
         self.thread = threading.Thread(target=self.server.serve_forever, name="live-server",
                                        daemon=True)
         self.thread.start()
@@ -61,10 +64,32 @@ class LiveServer:
                     raise
             time.sleep(0.05)
 
-    def stop(self) -> None:
-        """Stop accepting, wait for the serving thread, close the socket. Safe twice."""
+    def _guarded(self, app):
+        """`app`, counted while a request is inside it and closed to requests once the server
+        stops. werkzeug serves each connection on a thread of its own that shutdown() does
+        not wait for: a late webhook or a kept-alive browser could still be inside the app,
+        holding a database connection, when the test disposes of the app's engine (the
+        connection then goes back to the discarded pool and is collected still open)."""
+        def guarded(environ, start_response):
+            with self.requests:
+                if self.stopping:
+                    return _not_started(environ, start_response)
+                self.running += 1
+            try:
+                return app(environ, start_response)  # Flask has closed the request's session by now
+            finally:
+                with self.requests:
+                    self.running -= 1
+                    self.requests.notify_all()
+        return guarded
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop accepting, let the requests inside the app finish, close the socket. Safe twice."""
         if self.thread is not None:
             self.server.shutdown()
-            self.thread.join(10)
+            self.thread.join(timeout)
             self.thread = None
+        with self.requests:
+            self.stopping = True
+            self.requests.wait_for(lambda: self.running == 0, timeout)
         self.server.server_close()
