@@ -8,28 +8,36 @@ reaches on the machine: the floor under the decision route, measured in the same
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import Flask, Response
 
-from newsletter import create_app
-from newsletter.redis_script import ThreadScript, packed
+from newsletter import create_app, prompt_history, prompts
+from newsletter.prompt_rules import load_rules, rules_path
+from newsletter.redis_script import ThreadScript
 from newsletter.web.prompt_reader import redis_client
 
 NOTHING = "return {-1, 0}"
-# The decision's arguments, as many and as long as the shipped rules make them: the time,
-# the story, the reader, then the plan (newsletter.prompt_history._plan) for two candidates.
-ARGS = ("1764979200.000000", "story-17", "0" * 32)
-PLAN = packed([2592000, 200, 100, 20,
-               "appeal-2026-11", "appeal-2026-11:community", 3, 2592000, 4, 2592000, 86400.0, 1,
-               "daily-edition", "daily-edition", 0, 2592000, 3, 604800, 86400.0, 1])
+READER, STORY = "0" * 32, "story-17"
 
 
 def make_app() -> Flask:
     app = create_app()
     script = ThreadScript(redis_client(app), NOTHING)
+    args, plan = ("1764979200.000000", STORY, READER), decision_plan(app)
 
     @app.get("/bench/one-round-trip")
     def one_round_trip() -> Response:
-        script(keys=(), args=ARGS, tail=PLAN)
+        script(keys=(), args=args, tail=plan)
         return Response("ok", mimetype="text/plain")
 
     return app
+
+
+def decision_plan(app: Flask):
+    """The arguments a decision sends after its first three, for a counted reader on a story
+    under the app's rules, made as the decision makes them."""
+    rules = load_rules(rules_path(app.config))
+    now = datetime.now(timezone.utc)
+    choices = prompts.candidates(rules, prompts.ReaderContext(id=READER), prompts.Story(slug=STORY), now)
+    return prompt_history.plan(rules, choices)

@@ -160,18 +160,22 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
     if not choices:
         record_read_and_load(r, reader_id, slug, now, rules)
         return NOTHING
-    plan = _plan(rules, tuple((choice.prompt, counter_id(choice), choice.show) for choice in choices))
-    index, reads = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id), tail=plan)
+    index, reads = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
+                                             tail=plan(rules, choices))
     if index < 0:
         return NOTHING
     chosen = choices[index]
     return Decision(chosen.prompt, chosen.variant, chosen.control, int(reads))
 
 
+def plan(rules: Rules, choices: list[Decision]) -> Packed:
+    """DECIDE_SCRIPT's arguments after the first three, for these candidates."""
+    return _plan(rules, tuple((choice.prompt, counter_id(choice), choice.show) for choice in choices))
+
+
 @lru_cache(maxsize=256)
 def _plan(rules: Rules, choices: tuple[tuple[Prompt, str, bool], ...]) -> Packed:
-    """DECIDE_SCRIPT's arguments after the first three; a few differ per rules version
-    (audiences, buckets)."""
+    """plan(), kept: a few differ per rules version (audiences, buckets)."""
     args = [rules.history_days * 86400, MAX_READS, MAX_IMPRESSIONS, MAX_ASSIGNED]
     for prompt, counter, show in choices:
         args += [prompt.id, counter, prompt.min_reads, prompt.read_window_days * 86400, prompt.cap_impressions,
