@@ -49,7 +49,7 @@ class Slot:
 
 
 def rules() -> Rules:
-    """The rules in force; the file is looked at (its mtime) at most once a second. A file
+    """The rules in force; the file is read at most once a second (load_rules). A file
     that cannot be read or is not valid leaves the last good rules in force (none yet: no
     prompt), logged, so a bad edit on disk never breaks a reader's page."""
     cached = current_app.extensions.get("newsletter.prompt_rules")
