@@ -3,8 +3,9 @@
 The shipped default is newsletter/prompt_rules.json; PROMPT_RULES names another file, and
 the console saves its edits to that file or, without it, to the instance folder
 (newsletter.prompt_rules_edit). Readers' pages read the file at most once a second and parse
-it again only when its bytes changed, so an edit takes effect without a restart. docs/prompts.md describes every key; newsletter.prompt_rules_check checks each value,
-so a bad document is an InvalidRules naming the key at fault, never another exception.
+it again only when its bytes changed, so an edit takes effect without a restart.
+docs/prompts.md describes every key; newsletter.prompt_rules_check checks each value, so a
+bad document is an InvalidRules naming the key at fault, never another exception.
 """
 from __future__ import annotations
 
