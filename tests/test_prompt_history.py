@@ -204,8 +204,10 @@ def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, s
     choices = prompts.candidates(active, reader, story, NOW)
     in_redis = prompt_history.decide_and_record(broker, redis_reader, "today", choices, NOW, active)
 
-    assert (in_redis.prompt and in_redis.prompt.id, in_redis.articles_read) == \
-        (in_python.prompt and in_python.prompt.id, in_python.articles_read)
+    # Python alone: the events counted with no Redis, the oracle both scripts answer to.
+    in_model = prompts.prompt_decision(active, reader, story, modelled_history(active, reads, shown, snoozed), NOW)
+
+    assert outcome(in_redis) == outcome(in_python) == outcome(in_model)
     prompt_history.record_decision(broker, python_reader, in_python, NOW, active.history_days)
     # Recorded as record_decision records it: the impression, and the reader's bucket.
     assert prompt_history.load(broker, redis_reader, NOW, active).impressions == \
@@ -213,6 +215,34 @@ def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, s
     assert prompt_history.assigned(broker, redis_reader) == prompt_history.assigned(broker, python_reader)
     ttls = [broker.ttl(f"prompt:assigned:{reader}") for reader in (python_reader, redis_reader)]
     assert abs(ttls[0] - ttls[1]) <= 1
+
+
+def outcome(decision: prompts.Decision) -> tuple:
+    return decision.prompt and decision.prompt.id, decision.articles_read
+
+
+def modelled_history(active, reads, shown, snoozed) -> prompts.History:
+    """The history given_history leaves and the page view adds ("today", read now), counted in
+    Python from the events themselves, as prompt_history documents its keys."""
+    now = NOW.timestamp()
+    read_at = [ago(days) for days in reads] + [now]  # each a distinct story
+    impressions = {}
+    for index, days in set(shown):  # the same moment twice is one impression
+        if index < len(active.prompts):
+            impressions.setdefault(active.prompts[index], []).append(ago(days))
+    snoozed_until = {}
+    for index, days in snoozed:  # a later snooze of a prompt replaces the earlier
+        if index < len(active.prompts):
+            snoozed_until[active.prompts[index].id] = ago(-days) + 0.001 * 86400
+    return prompts.History(
+        reads={w: sum(t > now - w * 86400 for t in read_at) for w in active.read_windows},
+        impressions={p.id: (sum(t > now - p.cap_window_days * 86400 for t in times), max(times))
+                     for p, times in impressions.items()},
+        snoozed=frozenset(id for id, until in snoozed_until.items() if until > now))
+
+
+def ago(days: float) -> float:
+    return (NOW - timedelta(days=days)).timestamp()
 
 
 def given_history(broker, active, reader, reads, shown, snoozed) -> None:
