@@ -137,3 +137,32 @@ def test_text_typed_before_the_session_ended_is_kept_until_saved(app, live_app, 
     desk.reload()
     expect(notice).to_be_hidden()
     assert problems == []
+
+
+def test_the_desk_edits_one_prompt_in_its_form(live_app, browser_page, reader, story):
+    from playwright.sync_api import expect
+
+    url = f"{live_app.url}/articles/{story}"
+    assert appeal_title(reader, url) == "Before the edit"
+    desk = browser_page
+    desk.goto(f"{live_app.url}/operator/prompts/rules")
+    sign_in_page(desk)
+    desk.wait_for_url("**/operator/prompts/rules")
+    desk.get_by_role("link", name="appeal", exact=True).click()
+    desk.wait_for_url("**/operator/prompts/rules/prompts/appeal")
+
+    desk.get_by_label("Title").fill("Edited in the form")
+    desk.get_by_label("Never on these sections (comma-separated)").fill("Weather, Sport")
+    snap(desk, "1-form")
+    desk.get_by_role("button", name="Check and save").click()
+    expect(desk.get_by_role("status")).to_contain_text("Saved as version")
+    expect(desk.get_by_label("Never on these sections (comma-separated)")).to_have_value("Weather, Sport")
+    assert until(reader, url, "Edited in the form") == "Edited in the form"
+    snap(reader, "2-reader-sees-the-edit")
+
+    desk.get_by_label("Stories read before it shows").fill("three")
+    desk.get_by_role("button", name="Check and save").click()
+    expect(desk.get_by_role("alert")).to_contain_text("Stories read before it shows: a whole number")
+    expect(desk.get_by_label("Stories read before it shows")).to_have_value("three")
+    expect(desk.get_by_label("Title")).to_have_value("Edited in the form")
+    snap(desk, "3-refused")

@@ -217,3 +217,106 @@ def test_an_expired_form_from_another_site_does_not_put_its_text_in_the_editor(s
     page = parse(response.data)
     assert "another site was refused" in page.find(role="alert").text()
     assert "Planted" not in page.find("textarea", id="rules").text()
+
+
+# ---------------------------------------------------------------- one prompt's form
+
+FORM = f"{PAGE}/prompts/appeal"
+
+
+def prompt_form(client, url: str = FORM, **changes) -> dict:
+    """The form at `url` as it is shown now (values, token, `based_on`), with `changes`."""
+    page = parse(client.get(url).data)
+    fields = {node.attrs["name"]: node.attrs.get("value", "") for node in page.find_all("input")
+              if node.attrs.get("type") not in ("checkbox", "submit") and "name" in node.attrs}
+    fields |= {node.attrs["name"]: "on" for node in page.find_all("input", type="checkbox") if "checked" in node.attrs}
+    fields |= {node.attrs["name"]: node.text() for node in page.find_all("textarea")}
+    fields.pop("csrf_token", None)  # the console's sign-out form has one too; take the form's own below
+    return fields | {"csrf_token": csrf_token(client, url)} | changes
+
+
+def test_each_prompt_has_a_form_showing_its_values(signed_in):
+    links = parse(signed_in.get(PAGE).data).find("ul", id="prompt-forms").find_all("a")
+    assert [a.attrs["href"] for a in links] == [FORM]
+    page = parse(signed_in.get(FORM).data)
+    assert page.find("input", id="field-variant-0-title").attrs["value"] == "Old title"
+    assert page.find("textarea", id="field-variant-0-body").text() == "Join."
+    assert "checked" in page.find("input", id="field-enabled").attrs
+
+
+def test_a_form_save_reaches_the_readers_slot(signed_in, app, story):
+    response = signed_in.post(FORM, data=prompt_form(signed_in, **{"variant-0-title": "From the form"}))
+    assert response.status_code == 303 and response.headers["Location"] == FORM
+    assert "Saved as version" in parse(signed_in.get(FORM).data).find("p", role="status").text()
+    assert "From the form" in slot_until(signed_in, story, lambda a: "From the form" in a["html"])["html"]
+    saved = json.loads(Path(app.config["PROMPT_RULES"]).read_text())
+    assert saved["saved_by"] == "desk@example.org"
+    assert saved["prompts"][0]["experiment"]["variants"][0]["copy"] == {
+        "title": "From the form", "body": ["Join."], "button": "Join"}
+
+
+def test_a_form_unticking_shown_switches_the_prompt_off(signed_in, story):
+    fields = prompt_form(signed_in)
+    del fields["enabled"]  # an unticked box is not sent
+    assert signed_in.post(FORM, data=fields).status_code == 303
+    assert slot_until(signed_in, story, lambda a: not a["show"])["show"] is False
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"min_reads": "three"}, "Stories read before it shows: a whole number"),
+    ({"variant-0-button": "Join for {prize}"}, "unknown token {prize}"),
+    ({"starts": "2026-12-10T00:00", "ends": "2026-12-01T00:00"}, "ends: later than starts"),
+])
+def test_a_refused_form_keeps_the_values_typed(signed_in, app, changes, message):
+    response = signed_in.post(FORM, data=prompt_form(signed_in, **changes))
+    assert response.status_code == 422
+    page = parse(response.data)
+    assert message in page.find(role="alert").text()
+    for name, value in changes.items():
+        assert page.find("input", id=f"field-{name}").attrs["value"] == value
+    assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
+
+
+def test_a_form_from_an_older_version_is_refused_then_saved_over_it_keeping_other_prompts(signed_in, app, tmp_path):
+    two = {"version": "desk-2", "prompts": RULES["prompts"] + [{"id": "daily", "kind": "newsletter"}]}
+    app.config["PROMPT_RULES"] = rules_file(tmp_path, two, "two.json")
+    mine = prompt_form(signed_in, **{"variant-0-title": "Mine"})
+    theirs = prompt_form(signed_in, f"{PAGE}/prompts/daily", snooze_days="5")
+    assert signed_in.post(f"{PAGE}/prompts/daily", data=theirs).status_code == 303
+
+    refused = signed_in.post(FORM, data=mine)
+    assert refused.status_code == 409
+    page = parse(refused.data)
+    assert "the rules were changed since" in page.find(role="alert").text()
+    assert page.find("input", id="field-variant-0-title").attrs["value"] == "Mine"
+    again = {node.attrs["name"]: node.attrs["value"] for node in page.find_all("input", type="hidden")
+             if node.attrs["name"] == "based_on"}
+    assert signed_in.post(FORM, data=mine | again).status_code == 303
+    saved = json.loads(Path(app.config["PROMPT_RULES"]).read_text())
+    assert saved["prompts"][0]["experiment"]["variants"][0]["copy"]["title"] == "Mine"
+    assert saved["prompts"][1]["snooze_days"] == 5  # the other save's change stays
+
+
+def test_an_expired_form_keeps_the_values(signed_in):
+    fields = prompt_form(signed_in, **{"variant-0-title": "Typed slowly"}) | {"csrf_token": "stale"}
+    response = signed_in.post(FORM, data=fields, headers={"Origin": "http://localhost"})
+    assert response.status_code == 400
+    page = parse(response.data)
+    assert "the values below are yours" in page.find(role="alert").text()
+    assert page.find("input", id="field-variant-0-title").attrs["value"] == "Typed slowly"
+
+
+def test_an_unknown_prompt_is_a_clear_404(signed_in, app):
+    assert "no prompt has the id 'gone'" in parse(signed_in.get(f"{PAGE}/prompts/gone").data).find(role="alert").text()
+    assert signed_in.get(f"{PAGE}/prompts/gone").status_code == 404
+    response = signed_in.post(f"{PAGE}/prompts/gone", data=prompt_form(signed_in))
+    assert response.status_code == 404
+    assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
+
+
+def test_the_form_is_for_operators_only(client, app):
+    response = client.get(FORM)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/operator/login")
+    response = client.post(FORM, data={"csrf_token": csrf_token(client), "min_reads": "0", "based_on": "x"})
+    assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
+    assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES

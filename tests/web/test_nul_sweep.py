@@ -186,6 +186,11 @@ CASES = [
          auth="console"),
     Case("caught-mail-raw-id", "GET", "/operator/mail/{v}/raw", in_path, MESSAGE_ID, ok=(404,), auth="console"),
     Case("old-mail-path", "GET", "/dev/mail/{v}", in_path, MESSAGE_ID),
+    Case("prompt-form-id", "GET", "/operator/prompts/rules/prompts/{v}", in_path, "membership-appeal",
+         ok=(200,), auth="console"),
+    # No `based_on` the sweep could know: a valid id is refused as made from older rules.
+    Case("prompt-form-save-id", "POST", "/operator/prompts/rules/prompts/{v}", form("min_reads"), "membership-appeal",
+         ok=(409,), auth="console"),
     # the operator JSON API
     Case("api-bearer-token", "GET", "/api/v1/subscribers/counts", header("Authorization"), "@bearer"),
     Case("api-edition-articles", "POST", "/api/v1/editions", lambda v: {"json": {"articles": [v]}}, "story",
