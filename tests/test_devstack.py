@@ -163,7 +163,7 @@ def test_dev_runs_everything_and_ctrl_c_leaves_nothing_behind(dev):
 def test_dev_sells_the_membership_through_its_stripe_sandbox(dev):
     import requests
 
-    from tests.support.membership import pay, start_checkout
+    from tests.support.membership import pay, start_checkout, submit
 
     stack = dev()
     stack.wait_for("Press Ctrl-C")
@@ -176,7 +176,15 @@ def test_dev_sells_the_membership_through_its_stripe_sandbox(dev):
         while "Active" not in (account := browser.get(f"{site}/account").text) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "Active" in account and "dev.member@example.com" in account
-    assert stack.interrupt() == 0, stack.log()[-3000:]
+        assert stack.interrupt() == 0, stack.log()[-3000:]
+
+        again = dev()   # the same instance folder: the sandbox still knows the member
+        again.wait_for("Press Ctrl-C")
+        site = f"http://127.0.0.1:{again.port}"
+        portal = submit(browser, browser.get(f"{site}/account"), button="Manage membership and billing")
+        assert portal.status_code == 303, portal.text[:300]
+        assert "Cancel membership" in browser.get(portal.headers["Location"]).text
+    assert again.interrupt() == 0, again.log()[-3000:]
 
 
 @pytest.mark.slow
@@ -234,6 +242,29 @@ def test_embedded_redis_lives_only_inside_with(tmp_path):
     assert not devservices.alive(pid)
     assert not os.path.exists(socket_file)
     assert (tmp_path / "instance" / "redis.rdb").is_file()
+
+
+def test_the_stripe_sandbox_keeps_its_state_in_the_instance_folder(tmp_path):
+    from newsletter.billing import Billing
+
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "x",
+                      "STRIPE_SECRET_KEY": None})
+    state_file = tmp_path / "instance" / devservices.STRIPE_STATE_FILE
+
+    def run() -> tuple[str, str]:
+        console = devstack.Console(io.StringIO())
+        with contextlib.ExitStack() as stack:
+            env = devservices.start_stripe_sandbox(app, stack, console, "http://127.0.0.1:9")
+            billing = Billing(env["NEWSLETTER_STRIPE_SECRET_KEY"], env["NEWSLETTER_STRIPE_API_BASE"])
+            return console.out.getvalue(), billing.price_id()
+
+    said, price_id = run()
+    assert f"keeping its state in {state_file}" in said and state_file.is_file()
+    assert run()[1] == price_id
+    state_file.write_text('{"format": 1, "objects": {')
+    said, new_price_id = run()
+    assert "could not be read" in said and new_price_id != price_id
+    assert len(list(state_file.parent.glob("stripe-sandbox.json.broken-*"))) == 1
 
 
 def test_the_catcher_server_in_the_stack_stores_in_the_apps_folder(tmp_path):

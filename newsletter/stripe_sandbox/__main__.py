@@ -18,8 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-url", help="where events go, e.g. http://127.0.0.1:5000/stripe/webhook")
     parser.add_argument("--with-plan", action="store_true",
                         help="make the membership's product and monthly price (the defaults of newsletter.config)")
+    parser.add_argument("--state-file", help="keep the state in this JSON file across runs (default: in memory only)")
     args = parser.parse_args(argv)
-    sandbox = Sandbox(webhook_url=args.webhook_url)
+    sandbox = Sandbox(webhook_url=args.webhook_url, state_file=args.state_file)
     sandbox.start(args.host, args.port)
     try:
         if args.with_plan:

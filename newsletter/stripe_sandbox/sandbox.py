@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from newsletter.stripe_sandbox import cards, checkout, clock, events, invoices, portal
+from newsletter.stripe_sandbox import cards, checkout, clock, events, invoices, portal, state
 from newsletter.stripe_sandbox.errors import StripeError, no_such
 from newsletter.stripe_sandbox.server import SandboxApp
 from newsletter.stripe_sandbox.store import Settings, Store
@@ -29,7 +30,8 @@ class Sandbox:
     def __init__(self, secret_key: str = "sk_test_sandbox", webhook_secret: str | None = None,
                  webhook_url: str | None = None, retry_delays=(1, 5, 30, 120),
                  payment_retry_days=(3, 5, 7), after_failed_retries: str = "canceled",
-                 delivery_order: str = "created", delivery_timeout: float = 10) -> None:
+                 delivery_order: str = "created", delivery_timeout: float = 10,
+                 state_file: str | os.PathLike | None = None) -> None:
         if after_failed_retries not in AFTER_FAILED_RETRIES:
             raise ValueError(f"after_failed_retries must be one of {AFTER_FAILED_RETRIES}")
         self.secret_key = secret_key
@@ -38,6 +40,10 @@ class Sandbox:
                                         on_delivered=self._delivered)
         self.store = Store(Settings(tuple(payment_retry_days), after_failed_retries),
                            publish=self.webhooks.publish, endpoint_count=self.webhooks.count_for)
+        self.state_file = state.StateFile(state_file) if state_file else None
+        if self.state_file is not None:   # without one the sandbox lives in memory only
+            self.state_file.load(self.store)
+            self.store.persist = self.state_file.save
         self.url: str | None = None
         self._endpoint_id: str | None = None
         self._server = None
@@ -52,7 +58,8 @@ class Sandbox:
         self._server = make_server(host, port, SandboxApp(self), threaded=True,
                                    request_handler=QuietHandler)
         self.url = f"http://{host}:{self._server.port}"
-        self.store.base_url = self.url
+        with self.store.transaction() as store:   # a restored state was served elsewhere
+            state.rebase(store, self.url)
         self.webhooks.start()
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="stripe-sandbox-http", daemon=True)
@@ -108,8 +115,8 @@ class Sandbox:
         return payload, events.sign(payload, secret or self.webhook_secret, int(time.time()))
 
     def _delivered(self, event_id: str) -> None:
-        with self.store.lock:
-            event = self.store.objects[event_id]
+        with self.store.transaction() as store:
+            event = store.objects[event_id]
             event["pending_webhooks"] = max(0, event["pending_webhooks"] - 1)
 
     # ------------------------------------------------------------ test controls

@@ -1,8 +1,9 @@
 """The sandbox's state: every object by id, the clock, the events; one lock for all.
 
-Every change runs inside `store.transaction()`. Events raised during it are kept in an
-outbox and handed to `publish` (the webhook delivery) when the outermost transaction
-ends, so webhooks never describe a half-made change.
+Every change runs inside `store.transaction()`. When the outermost transaction ends the
+state is handed to `persist` (a state file's writer, or nothing), then the events raised
+during it, kept in an outbox, go to `publish` (the webhook delivery): webhooks never
+describe a half-made change, nor one a restart would forget.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class RequestInfo:
 class Store:
     settings: Settings = field(default_factory=Settings)
     publish: Callable[[list[dict]], None] = lambda events: None
+    persist: Callable[[Store], None] = lambda store: None
     endpoint_count: Callable[[str], int] = lambda event_type: 0
     base_url: str = "http://127.0.0.1"
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -70,6 +72,7 @@ class Store:
     def _flush(self) -> None:
         batch, self._outbox = self._outbox, []
         self.request = RequestInfo()
+        self.persist(self)
         if batch:
             self.publish(batch)
 

@@ -45,6 +45,10 @@ def sandbox(make_sandbox):
 
 @pytest.fixture
 def api(sandbox):
+    return client(sandbox)
+
+
+def client(sandbox: Sandbox) -> stripe.StripeClient:
     """stripe-python's own client, pointed at the sandbox."""
     return stripe.StripeClient(SECRET_KEY, base_addresses={"api": sandbox.url},
                                max_network_retries=0)
