@@ -19,7 +19,6 @@ from newsletter import db, prompt_history, queue
 from newsletter.billing import Billing
 from newsletter.models import Membership, Reader
 from newsletter.prompt_rules import Rules
-from newsletter.redis_script import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +27,11 @@ MEMBER_STATUSES = ("active", "trialing")
 GRACE_STATUS = "past_due"
 ENDED_STATUSES = ("canceled", "unpaid", "incomplete_expired")
 METADATA_KEYS = ("reader_id", "prompt", "prompt_variant", "source_article", "prompt_path")
+# prompt_path of an appeal's click from a reader who is not counted (no consent, opted out):
+# a conversion, but not of the experiment, whose rates are its counted readers'.
+UNCOUNTED = "uncounted"
+# Metadata keys written, once, to the Membership columns of the same names.
+ATTRIBUTION_KEYS = ("prompt", "prompt_variant", "source_article", "prompt_path")
 
 
 class UnknownCustomer(Exception):
@@ -120,12 +124,12 @@ def checkout_attribution(posted: Attribution, rules: Rules, store: redis.Redis |
     """Whose conversion a checkout is (intention to treat, docs/prompts.md).
 
     A form naming a bucket of a membership prompt of the rules was that appeal's button: a
-    click. Any other checkout (the join page, a members-only story's gate) goes to the
+    click (UNCOUNTED from a reader with no id, outside the experiment). Any other checkout (the join page, a members-only story's gate) goes to the
     reader's assigned bucket, the control's too; without one it keeps what the form says.
     """
     owner = rules.owner(posted.variant) if posted.variant else None
     if owner is not None and owner.kind == "membership":
-        return replace(posted, path="click")
+        return replace(posted, path="click" if reader_id else UNCOUNTED)
     found = assigned_bucket(rules, reader_buckets(store, reader_id))
     if found is not None:
         return Attribution(prompt=found[0], variant=found[1], article=posted.article, path="assigned")
@@ -146,8 +150,8 @@ def reader_buckets(store: redis.Redis | None, reader_id: str | None) -> dict[str
         return {}
     try:
         return prompt_history.assigned(store, reader_id)
-    except REDIS_DOWN as error:  # a sale matters more than its attribution
-        log.warning("checkout not attributed to an assignment: Redis did not answer (%s)", error)
+    except redis.RedisError as error:  # a sale matters more than its attribution
+        log.warning("checkout not attributed to an assignment: Redis did not answer or refused (%s)", error)
         return {}
 
 
@@ -249,12 +253,19 @@ def _write_state(row: Membership, sub: dict, now: datetime) -> None:
         row.past_due_since = None
     elif row.past_due_since is None:
         row.past_due_since = now
-    metadata = sub["metadata"]
-    row.prompt = row.prompt or metadata.get("prompt")
-    row.prompt_variant = row.prompt_variant or metadata.get("prompt_variant")
-    row.source_article = row.source_article or metadata.get("source_article")
-    row.prompt_path = row.prompt_path or metadata.get("prompt_path")
+    for key in ATTRIBUTION_KEYS:
+        if getattr(row, key) is None:
+            setattr(row, key, _fitted(key, sub["metadata"].get(key)))
     row.updated_at = now
+
+
+def _fitted(column: str, value) -> str | None:
+    """A metadata value cut to its column: metadata can come from anywhere that can edit the
+    subscription (a form, Stripe's dashboard), and a value too long for the column would
+    leave the paid membership unwritten (PostgreSQL refuses it)."""
+    if not value:
+        return None
+    return db.without_nul(str(value))[:Membership.__table__.c[column].type.length]
 
 
 def _period_end(sub: dict) -> datetime | None:

@@ -22,12 +22,13 @@ from functools import lru_cache
 
 import redis
 
+from newsletter import prompt_rules_check as check
 from newsletter.prompt_rules import Prompt, Rules
 from newsletter.redis_script import Packed, ThreadScript, packed
-from newsletter.prompts import NOTHING, Decision, History
+from newsletter.prompts import NOTHING, Decision, History, counts_readers_without_id
 
-MAX_READS = 200        # stories remembered per reader
-MAX_IMPRESSIONS = 100  # impressions remembered per reader and prompt
+MAX_READS = check.MAX_READS              # stories remembered per reader
+MAX_IMPRESSIONS = check.MAX_IMPRESSIONS  # impressions remembered per reader and prompt
 # Prompts whose assignment is remembered per reader. Only ended campaigns add more; past
 # it the hash starts afresh (a hash keeps no order to drop the oldest by), and the next
 # page view writes the running prompt's assignment back.
@@ -243,7 +244,7 @@ def record_decision(r: redis.Redis, reader_id: str | None, decision: Decision, n
                     keep_days: int) -> None:
     """Count what the slot decided: an impression for the reader, `assigned` for the variant, and
     for a reader with an id, which bucket of the prompt it was assigned."""
-    if decision.prompt is None:
+    if decision.prompt is None or (reader_id is None and not counts_readers_without_id(decision.prompt)):
         return
     counter = counter_id(decision)
     shown = f"{now.timestamp():.6f}" if decision.show and reader_id else ""
@@ -252,6 +253,18 @@ def record_decision(r: redis.Redis, reader_id: str | None, decision: Decision, n
     args = [shown, MAX_IMPRESSIONS, keep_days * 86400, reader_id or "", "1" if decision.show else "",
             decision.prompt.id, counter, MAX_ASSIGNED]
     _script(r, RECORD_SCRIPT)(keys=keys, args=args)
+
+
+def record_reader_event(r: redis.Redis, reader_id: str | None, event: str, prompt: Prompt, counter: str) -> bool:
+    """Count a reader's event if the reader can have been shown `counter`: a reader with an id
+    only in the bucket a decision assigned it (another is junk, or a page from before the rules
+    changed), one without only where it counts (prompts.counts_readers_without_id). False: not counted."""
+    if reader_id is None and not counts_readers_without_id(prompt):
+        return False
+    if reader_id is not None and r.hget(_assigned_key(reader_id), prompt.id) != counter.encode():
+        return False
+    record_event(r, reader_id, event, counter)
+    return True
 
 
 def record_event(r: redis.Redis, reader_id: str | None, event: str, counter: str) -> None:

@@ -10,7 +10,9 @@ per reader, whatever the membership's status now, unless Stripe never completed 
 first payment (incomplete, incomplete_expired). The conversion rate is conversions over
 the distinct readers the decision assigned to the bucket (readers shown the variant; for
 the control, readers who would have been), with a Wilson score interval. `clicks_converted`
-is the part of the conversions that came through the appeal's own button.
+is the part of the conversions that came through the appeal's own button. Readers who are
+not counted (no consent, opted out) are in no bucket: their conversions through an appeal's
+button are listed apart (other_conversions), outside the rates.
 """
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ import math
 from dataclasses import asdict, dataclass
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter import prompt_history
+from newsletter.memberships import UNCOUNTED
 from newsletter.models import Membership
 from newsletter.prompt_rules import Prompt, Rules
 
@@ -62,12 +65,15 @@ def variant_ids(prompt: Prompt) -> list[tuple[str, bool]]:
 
 
 def conversions_by_variant(session: Session, path: str | None = None) -> dict[str, int]:
-    """Distinct paying readers per prompt_variant (only those attributed by `path`, when given)."""
+    """Distinct paying readers per prompt_variant: those attributed by `path` when given, else
+    every counted reader's (not UNCOUNTED)."""
     query = (select(Membership.prompt_variant, func.count(func.distinct(Membership.reader_id)))
              .where(Membership.prompt_variant.is_not(None), Membership.status.not_in(NEVER_STARTED))
              .group_by(Membership.prompt_variant))
     if path is not None:
         query = query.where(Membership.prompt_path == path)
+    else:
+        query = query.where(or_(Membership.prompt_path.is_(None), Membership.prompt_path != UNCOUNTED))
     return {variant: n for variant, n in session.execute(query)}
 
 
@@ -78,7 +84,7 @@ def variant_row(prompt: Prompt, variant_id: str, control: bool, counted: dict[st
     return VariantRow(prompt=prompt.id, variant=variant_id, control=control, readers=readers,
                       impressions=counted["impressions"], seen=counted["seen"], clicks=counted["click"],
                       dismissals=counted["dismiss"], conversions=conversions, clicks_converted=clicks_converted,
-                      rate=conversions / readers if readers else 0.0, low=low, high=high)
+                      rate=min(conversions, readers) / readers if readers else 0.0, low=low, high=high)
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
@@ -97,10 +103,13 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
 
 
 def other_conversions(session: Session, rules: Rules) -> dict[str, int]:
-    """Conversions through checkouts no prompt of the rules names: a members-only story's gate
-    ("gate"), ended campaigns."""
+    """Conversions outside the rows: through checkouts no prompt of the rules names (a
+    members-only story's gate, "gate"; ended campaigns), and through an appeal's button from
+    readers who are not counted ("<variant> (readers not counted)")."""
     known = {variant_id for prompt in rules.prompts for variant_id, _ in variant_ids(prompt)}
-    return {v: n for v, n in sorted(conversions_by_variant(session).items()) if v not in known}
+    other = {v: n for v, n in conversions_by_variant(session).items() if v not in known}
+    other |= {f"{v} (readers not counted)": n for v, n in conversions_by_variant(session, UNCOUNTED).items()}
+    return dict(sorted(other.items()))
 
 
 def as_json(rules: Rules, rows: list[VariantRow], other: dict[str, int]) -> dict:

@@ -73,8 +73,9 @@ class Rules:
 
     @property
     def history_days(self) -> int:
-        """How long a reader's history must be kept for every window to be counted."""
-        windows = [max(p.read_window_days, p.cap_window_days, p.snooze_days) for p in self.prompts]
+        """How long a reader's history must be kept for every window (and gap) to be counted."""
+        windows = [max(p.read_window_days, p.cap_window_days, p.snooze_days, p.min_gap_hours / 24)
+                   for p in self.prompts]
         return int(max(windows, default=30)) + 1
 
     @property
@@ -172,7 +173,7 @@ def _schedule(item: dict, where: str) -> dict:
 
 
 def _metering(item: dict, where: str) -> dict:
-    return {"min_reads": check.whole_number(item, "min_reads", where, 0, check.MAX_COUNT),
+    return {"min_reads": check.whole_number(item, "min_reads", where, 0, check.MAX_READS),
             "read_window_days": check.whole_number(item, "read_window_days", where, 30, check.MAX_DAYS),
             "snooze_days": check.number(item, "snooze_days", where, 0, check.MAX_DAYS)}
 
@@ -180,7 +181,7 @@ def _metering(item: dict, where: str) -> dict:
 def _cap(item: dict, where: str) -> dict:
     cap = check.optional_object(item, "frequency_cap", where) or {}
     where = f"{where}.frequency_cap"
-    return {"cap_impressions": check.whole_number(cap, "impressions", where, 0, check.MAX_COUNT),
+    return {"cap_impressions": check.whole_number(cap, "impressions", where, 0, check.MAX_IMPRESSIONS),
             "cap_window_days": check.whole_number(cap, "window_days", where, 30, check.MAX_DAYS),
             "min_gap_hours": check.number(cap, "min_gap_hours", where, 0, check.MAX_HOURS)}
 
@@ -203,7 +204,7 @@ def parse_experiment(item: dict, where: str) -> Experiment | None:
     if not any(v.weight for v in variants):  # prompts.bucket divides by the total
         raise InvalidRules(f"{where}.variants: at least one weight above 0")
     share = check.share(data, "control_share", where)
-    name = check.optional_text(data, "name", where, check.MAX_NAME) or item["id"]
+    name = check.optional_text(data, "name", where, check.MAX_EXPERIMENT_NAME) or item["id"]
     control_id = check.optional_text(data, "control_id", where, check.MAX_ID) or f"{name}:control"
     return Experiment(name=name, control_id=control_id, control_share=share, variants=variants)
 

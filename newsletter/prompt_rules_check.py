@@ -13,11 +13,17 @@ from datetime import datetime, timezone
 # Days are sent to Redis as whole seconds (× 86400); ten years keeps every window sensible.
 MAX_DAYS = 3660
 MAX_HOURS = MAX_DAYS * 24
-MAX_COUNT = 10_000        # stories read, impressions
+# What a reader's history keeps (newsletter.prompt_history), so the most a rule can ask of it:
+# a threshold or a cap past these could never be reached, and would silently never apply.
+MAX_READS = 200           # distinct stories kept per reader: the highest min_reads
+MAX_IMPRESSIONS = 100     # impressions kept per reader and prompt: the highest cap
 MAX_PRIORITY = 1_000_000
 MAX_WEIGHT = 1_000
-MAX_ID = 120              # the longest variant the events route takes (web.prompt_api.MAX_FIELD)
-MAX_NAME = 100            # a version, an experiment's name: `<name>:control` stays under MAX_ID
+# A variant's (or control's) id travels in the checkout's metadata to Membership.prompt_variant,
+# 100 characters; the experiment's name leaves room for `<name>:control`.
+MAX_ID = 100
+MAX_NAME = 100            # a version
+MAX_EXPERIMENT_NAME = MAX_ID - len(":control")
 COPY_TEXTS = ("title", "button")
 COPY_PARAGRAPHS = "body"
 # What prompts.fill_copy fills in; any other {word} would reach readers as written.

@@ -182,6 +182,13 @@ def fill_copy(text: str, tokens: dict[str, str]) -> str:
     return text
 
 
+def counts_readers_without_id(prompt: Prompt) -> bool:
+    """Whether a reader who is not counted (no id) counts in `prompt`'s numbers: not in an
+    experiment's, which are its counted readers' (each in a bucket by id; such a reader sees
+    the first variant), nor for a prompt needing history, which such a reader is never shown."""
+    return prompt.experiment is None and not prompt.needs_history
+
+
 class InvalidEvent(ValueError):
     """An event that names no prompt of the rules, or a variant that is not the reader's."""
 

@@ -29,7 +29,7 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from newsletter import queue
-from newsletter.redis_script import REDIS_DOWN, ThreadScript
+from newsletter.redis_script import ThreadScript
 from newsletter.redis_url import for_redis_py
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ class SignupGate:
         if self.counters is not None and self._counters_answering():
             try:
                 return self._run(self.counters, counted)
-            except REDIS_DOWN as error:
-                log.warning("sign-up limits counted in memory for %d s: Redis did not answer (%s)",
+            except redis.RedisError as error:  # down, or refusing (out of memory, read-only)
+                log.warning("sign-up limits counted in memory for %d s: Redis did not answer or refused (%s)",
                             REDIS_BACKOFF, error)
                 self.counters_away_until = time.monotonic() + REDIS_BACKOFF
         return self._count_in_memory(counted)
@@ -125,7 +125,7 @@ class SignupGate:
     def _push(self, counted: Counted, message: bytes) -> int:
         try:
             return self._run(self.broker, counted, message)
-        except REDIS_DOWN as error:
+        except redis.RedisError as error:
             raise queue.QueueUnavailable(f"could not queue a sign-up: {error}") from error
 
     def _run(self, client: redis.Redis, counted: Counted, message: bytes | None = None) -> int:

@@ -112,6 +112,11 @@ def test_a_form_naming_a_variant_of_the_rules_is_a_click_whatever_the_readers_bu
     assert got == memberships.Attribution("membership", "exp:a", "story-3", path="click")
 
 
+def test_an_appeals_click_from_a_reader_not_counted_is_outside_the_experiment(broker):
+    got = memberships.checkout_attribution(APPEAL_FORM, RULES, broker, None)
+    assert got == memberships.Attribution("membership", "exp:a", "story-3", path=memberships.UNCOUNTED)
+
+
 @pytest.mark.parametrize("posted", [JOIN_PAGE, GATE], ids=["join page", "gate"])
 def test_any_other_checkout_goes_to_the_readers_bucket_the_control_too(broker, posted):
     assign(broker, READER, Decision(prompt=RULES.prompts[0]))  # a newsletter prompt: not a membership's
@@ -180,6 +185,21 @@ def test_a_known_customer_is_recognised_without_metadata(session, stripe_sandbox
     stripe_sandbox.store.objects[first]["metadata"] = {}  # as if made in Stripe's dashboard
     row = memberships.sync_subscription(session, billing, first, NOW)
     assert row.reader_id == reader.id and customer.startswith("cus_")
+
+
+def test_metadata_longer_than_its_column_is_cut_and_the_membership_written(session, stripe_sandbox, billing):
+    # Metadata can be edited in Stripe's dashboard, and forms post what they like: a value
+    # too long for its column would have left a paid membership unwritten on PostgreSQL.
+    reader = memberships.new_reader(session, "long@example.com")
+    subscription = paid_subscription(stripe_sandbox, billing, reader.id, "long@example.com")
+    stripe_sandbox.store.objects[subscription]["metadata"] |= {
+        "prompt": "p" * 60, "prompt_variant": "v" * 130, "source_article": "s\x00" * 100, "prompt_path": "click" * 3}
+    row = memberships.sync_subscription(session, billing, subscription, NOW)
+    session.commit()
+    session.expire_all()
+    row = session.get(Membership, row.id)
+    assert (row.prompt, row.prompt_variant, row.prompt_path) == ("p" * 50, "v" * 100, "click" * 2)
+    assert row.source_article == "s" * 100 and row.status == "active"
 
 
 def test_the_sync_task_retries_an_unknown_customer_then_adopts_it(app, session, stripe_sandbox, billing):

@@ -94,6 +94,32 @@ def test_events_count_per_variant_and_distinct_readers(broker):
     assert (counted["seen"], counted["seen_readers"], counted["click"], counted["dismiss"]) == (4, 2, 1, 0)
 
 
+def test_a_reader_without_an_id_is_in_no_experiments_numbers(broker):
+    # They all see the first variant (no id to bucket by): counted, they would tilt its numbers.
+    shown = prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0])
+    prompt_history.record_decision(broker, None, shown, NOW, 31)
+    assert prompt_history.counts(broker, "exp:a")["assigned"] == 0
+    plain = parse_rules({"version": "p", "prompts": [{"id": "plain", "kind": "membership"}]}).prompts[0]
+    prompt_history.record_decision(broker, None, prompts.Decision(prompt=plain), NOW, 31)
+    assert prompt_history.counts(broker, "plain")["impressions"] == 1
+
+
+def test_an_event_counts_only_in_the_bucket_a_decision_gave_the_reader(broker):
+    def click(reader, counter="exp:a", prompt=APPEAL) -> bool:
+        return prompt_history.record_reader_event(broker, reader, "click", prompt, counter)
+
+    assert not click(READER)  # never assigned: a script's, or a page of other rules
+    prompt_history.record_decision(broker, READER, prompts.Decision(prompt=APPEAL, variant=APPEAL.experiment.variants[0]),
+                                   NOW, 31)
+    assert click(READER) and click(READER)
+    assert not click(READER, "exp:control")
+    assert not click(None)  # no id: in no experiment
+    assert (prompt_history.counts(broker, "exp:a")["click"], prompt_history.counts(broker, "exp:control")["click"]) \
+        == (2, 0)
+    plain = parse_rules({"version": "p", "prompts": [{"id": "plain", "kind": "membership"}]}).prompts[0]
+    assert click(None, "plain", plain) and prompt_history.counts(broker, "plain")["click"] == 1
+
+
 def test_forget_removes_everything_about_the_reader(broker):
     prompt_history.record_read_and_load(broker, READER, "one", NOW, RULES)
     prompt_history.snooze(broker, READER, "appeal", NOW, 7, 31)

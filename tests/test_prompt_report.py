@@ -42,6 +42,25 @@ def test_conversions_count_paying_readers_once_per_variant(session):
     assert prompt_report.other_conversions(session, RULES) == {"gate": 1}
 
 
+def test_conversions_of_readers_not_counted_are_listed_apart_from_the_rates(session, broker):
+    assign(broker, "exp:a", 10)
+    membership(session, "exp:a")
+    membership(session, "exp:a", path=memberships.UNCOUNTED)
+    membership(session, "exp:a", path=memberships.UNCOUNTED)
+    rows = {row.variant: row for row in prompt_report.report(session, broker, RULES)}
+    assert (rows["exp:a"].conversions, rows["exp:a"].rate) == (1, pytest.approx(0.1))
+    assert prompt_report.other_conversions(session, RULES) == {"exp:a (readers not counted)": 2}
+
+
+def test_the_rate_never_passes_its_interval(session, broker):
+    # Distinct readers are HyperLogLog estimates: conversions may come out above them.
+    assign(broker, "exp:a", 1)
+    for _ in range(3):
+        membership(session, "exp:a")
+    row = next(r for r in prompt_report.report(session, broker, RULES) if r.variant == "exp:a")
+    assert (row.conversions, row.rate, row.high) == (3, 1.0, 1.0) and row.low <= row.rate
+
+
 def test_the_report_has_a_row_per_variant_and_the_control(session, broker):
     assign(broker, "exp:a", 40)
     assign(broker, "exp:control", 5)

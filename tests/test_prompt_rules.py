@@ -57,10 +57,10 @@ def refusal(data) -> str:
 
 WHOLE = "a whole number from {} to {}".format
 NUMBER = "a number from {} to {}".format
-DAYS, HOURS, COUNT = 3660, 87840, 10000
+DAYS, HOURS, READS, IMPRESSIONS = 3660, 87840, 200, 100  # the most a reader's history keeps
 PRIORITY = "prompts[1].priority: " + WHOLE(-1000000, 1000000)
 VERSION = "version: a non-empty string of at most 100 characters, or a number"
-VARIANT_ID = f"{VARIANTS}[0].id: a non-empty string of at most 120 characters"
+VARIANT_ID = f"{VARIANTS}[0].id: a non-empty string of at most 100 characters"
 WEIGHT = f"{VARIANTS}[0].weight: " + NUMBER(0, 1000)
 SHARE = "prompts[1].experiment.control_share: from 0 up to (not including) 1"
 TOKENS = "only {articles_read} and {price} are filled in"
@@ -73,7 +73,8 @@ TOKENS = "only {articles_read} and {price} are filled in"
     (document(priority=None), PRIORITY),
     (document(priority=json.loads("1e400")), PRIORITY),
     (document(priority=10**30), PRIORITY),
-    (document(min_reads=-1), "prompts[1].min_reads: " + WHOLE(0, COUNT)),
+    (document(min_reads=-1), "prompts[1].min_reads: " + WHOLE(0, READS)),
+    (document(min_reads=READS + 1), "prompts[1].min_reads: " + WHOLE(0, READS)),  # never reached: 200 are kept
     (document(read_window_days=10**30), "prompts[1].read_window_days: " + WHOLE(0, DAYS)),
     (document(read_window_days=float("nan")), "prompts[1].read_window_days: " + WHOLE(0, DAYS)),
     (document(snooze_days=-1), "prompts[1].snooze_days: " + NUMBER(0, DAYS)),
@@ -81,8 +82,8 @@ TOKENS = "only {articles_read} and {price} are filled in"
     (document(snooze_days=False), "prompts[1].snooze_days: " + NUMBER(0, DAYS)),
     (document(snooze_days=float("inf")), "prompts[1].snooze_days: " + NUMBER(0, DAYS)),
     (document(frequency_cap=[1]), "prompts[1].frequency_cap: an object (or null)"),
-    (with_cap(impressions=-1), "prompts[1].frequency_cap.impressions: " + WHOLE(0, COUNT)),
-    (with_cap(impressions=COUNT + 1), "prompts[1].frequency_cap.impressions: " + WHOLE(0, COUNT)),
+    (with_cap(impressions=-1), "prompts[1].frequency_cap.impressions: " + WHOLE(0, IMPRESSIONS)),
+    (with_cap(impressions=IMPRESSIONS + 1), "prompts[1].frequency_cap.impressions: " + WHOLE(0, IMPRESSIONS)),
     (with_cap(window_days=DAYS + 1), "prompts[1].frequency_cap.window_days: " + WHOLE(0, DAYS)),
     (with_cap(min_gap_hours=HOURS + 1), "prompts[1].frequency_cap.min_gap_hours: " + NUMBER(0, HOURS)),
     (with_cap(min_gap_hours=float("nan")), "prompts[1].frequency_cap.min_gap_hours: " + NUMBER(0, HOURS)),
@@ -106,7 +107,7 @@ def test_a_bad_prompt_is_refused_with_its_key_named(data, message):
     (with_experiment(variants=[{"copy": {}}]), VARIANT_ID),
     (with_variant(id=5), VARIANT_ID),
     (with_variant(id=" "), VARIANT_ID),
-    (with_variant(id="x" * 121), VARIANT_ID),
+    (with_variant(id="x" * 101), VARIANT_ID),  # Membership.prompt_variant keeps 100
     (with_variant(weight="x"), WEIGHT),
     (with_variant(weight=True), WEIGHT),
     (with_variant(weight=-1), WEIGHT),
@@ -115,8 +116,9 @@ def test_a_bad_prompt_is_refused_with_its_key_named(data, message):
     (with_experiment(control_share="0.1"), SHARE),
     (with_experiment(control_share=True), SHARE),
     (with_experiment(control_share=float("nan")), SHARE),
-    (with_experiment(name=5), "prompts[1].experiment.name: a non-empty string of at most 100 characters"),
-    (with_experiment(control_id=[]), "prompts[1].experiment.control_id: a non-empty string of at most 120 characters"),
+    (with_experiment(name=5), "prompts[1].experiment.name: a non-empty string of at most 92 characters"),
+    (with_experiment(name="n" * 93), "prompts[1].experiment.name: a non-empty string of at most 92 characters"),
+    (with_experiment(control_id=[]), "prompts[1].experiment.control_id: a non-empty string of at most 100 characters"),
 ], ids=message_id)
 def test_a_bad_experiment_is_refused_with_its_key_named(data, message):
     assert refusal(data) == message
@@ -180,6 +182,18 @@ def test_what_parsed_before_parses_the_same():
     assert (prompt.priority, prompt.read_window_days, prompt.cap_impressions) == (50, 30, 0)
     assert type(prompt.priority) is int and type(prompt.read_window_days) is int
     assert (prompt.experiment.name, prompt.experiment.control_id) == ("appeal", "appeal:control")
+
+
+def test_the_longest_ids_fit_where_a_conversion_is_kept():
+    rules = parse_rules(with_experiment(name="n" * 92, variants=[VARIANT | {"id": "v" * 100}]))
+    experiment = rules.prompts[1].experiment  # after the card notice, by priority
+    assert len(experiment.control_id) == len(experiment.variants[0].id) == 100
+
+
+def test_history_is_kept_as_long_as_the_longest_gap():
+    # A 60-day gap between two impressions needs the impressions kept past the 30-day windows.
+    rules = parse_rules(with_cap(min_gap_hours=60 * 24))
+    assert rules.history_days == 61
 
 
 def test_copy_keeps_braces_that_are_no_token():

@@ -124,6 +124,14 @@ def test_readers_not_counted_get_only_prompts_that_need_no_history():
     assert decide(rules(always), uncounted).kind == "membership"
 
 
+def test_readers_not_counted_count_only_outside_experiments_and_history():
+    plain, metered = rules({"id": "plain", "kind": "membership"}).prompts[0], rules(appeal()).prompts[0]
+    in_experiment = rules({"id": "exp", "kind": "membership", "experiment": EXPERIMENT}).prompts[0]
+    assert prompts.counts_readers_without_id(plain)
+    assert not prompts.counts_readers_without_id(metered)        # never shown to them
+    assert not prompts.counts_readers_without_id(in_experiment)  # shown, but its numbers are counted readers'
+
+
 def test_a_members_only_story_has_its_gate_instead_of_the_slot_appeal():
     story = Story(slug="s", members_only=True)
     assert decide(rules(appeal(), NEWSLETTER), story=story, history=History(reads=reads(3))).kind == "newsletter"

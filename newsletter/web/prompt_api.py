@@ -2,6 +2,7 @@
 report and the rules (GET and PUT /api/v1/prompts/rules, the console editor's saves)."""
 from __future__ import annotations
 
+import redis
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from newsletter import articles, db, prompt_history, prompt_report, prompts
@@ -9,7 +10,6 @@ from newsletter import prompt_rules_edit as edit
 from newsletter.prompt_rules import InvalidRules
 from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
-from newsletter.redis_script import REDIS_DOWN
 from newsletter.web import prompt_reader, requestinfo
 from newsletter.web.auth import operator_required
 
@@ -36,6 +36,8 @@ def prompt():
 @bp.post("/prompt/events")
 def prompt_events():
     """A seen, click or dismiss from the reader of this request: 204."""
+    if not request.is_json:  # a form on another site can post text/plain with the reader's cookies, never JSON
+        abort(415, description="Send the event as JSON (Content-Type: application/json).")
     event, kind, variant = event_fields()
     if is_bot(request.headers.get("User-Agent", "")):
         return "", 204
@@ -49,11 +51,11 @@ def prompt_events():
     if store is None:
         return "", 204
     try:
-        prompt_history.record_event(store, reader_id, event, variant)
-        if event == "dismiss" and reader_id is not None:
+        counted = prompt_history.record_reader_event(store, reader_id, event, target, variant)
+        if counted and event == "dismiss" and reader_id is not None:
             prompt_history.snooze(store, reader_id, target.id, utcnow(), target.snooze_days, rules.history_days)
-    except REDIS_DOWN as error:  # a lost event is a lost count, not an error for the reader
-        current_app.logger.warning("prompt event not counted: Redis did not answer (%s)", error)
+    except redis.RedisError as error:  # a lost event is a lost count, not an error for the reader
+        current_app.logger.warning("prompt event not counted: Redis did not answer or refused (%s)", error)
     return "", 204
 
 
@@ -81,8 +83,8 @@ def report():
     session = db.session()
     try:
         rows = prompt_report.report(session, store, rules)
-    except REDIS_DOWN as error:
-        abort(503, description=f"Redis did not answer ({error}): the counters cannot be read now.")
+    except redis.RedisError as error:
+        abort(503, description=f"Redis did not answer or refused ({error}): the counters cannot be read now.")
     return jsonify(prompt_report.as_json(rules, rows, prompt_report.other_conversions(session, rules)))
 
 

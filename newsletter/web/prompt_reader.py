@@ -203,8 +203,8 @@ def slot(story: Story) -> Slot:
     now = utcnow()
     try:
         decision = decide(store, active, reader, story, now)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-        log.warning("prompt slot left empty: Redis did not answer (%s)", error)
+    except redis.RedisError as error:  # down, or refusing (out of memory, read-only after a failover)
+        log.warning("prompt slot left empty: Redis did not answer or refused (%s)", error)
         decision = prompts.NOTHING
     return Slot(decision, reader, new, render_slot(decision, story.slug))
 
@@ -272,11 +272,17 @@ def filled(copy: dict, tokens: dict[str, str]) -> dict:
 # ---------------------------------------------------------------- opting out and in
 
 def stop_counting(response: Response) -> Response:
-    """Forget this browser's history now and count it no more."""
+    """Count this browser no more and forget its history now. When Redis cannot forget it, the
+    `rid` cookie stays so that a later try can (/reading-history offers it); nothing is counted
+    meanwhile, and what was kept expires by itself."""
     reader_id, store = known_reader_id(), redis_client(current_app)
-    if reader_id is not None and store is not None:
-        prompt_history.forget(store, reader_id)
-    response.delete_cookie(READER_COOKIE, httponly=True, samesite="Lax")
+    try:
+        if reader_id is not None and store is not None:
+            prompt_history.forget(store, reader_id)
+    except redis.RedisError as error:
+        log.warning("reading history not forgotten yet: Redis did not answer or refused (%s)", error)
+    else:
+        response.delete_cookie(READER_COOKIE, httponly=True, samesite="Lax")
     response.set_cookie(OPTOUT_COOKIE, "1", max_age=COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
                         secure=_secure())
     return response

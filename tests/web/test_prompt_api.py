@@ -324,3 +324,67 @@ def test_without_an_answering_redis_the_slot_is_empty_and_pages_still_answer(app
     assert ask(client, stories[0]).json == {"show": False, "prompt": None, "variant": None, "html": ""}
     assert client.get(f"/articles/{stories[0]}").status_code == 200
     assert event(client, "seen", "daily", prompt="newsletter").status_code == 204
+
+
+def test_an_event_from_a_form_on_another_site_is_refused(client, stories, broker):
+    # A form may post text/plain, with the reader's cookies; a count needs JSON, which it cannot send.
+    ask(client, stories[0])
+    body = '{"event": "seen", "prompt": "newsletter", "variant": "daily", "x": "="}'
+    response = client.post("/api/v1/prompt/events", data=body, content_type="text/plain",
+                           headers={"User-Agent": BROWSER})
+    assert response.status_code == 415 and "JSON" in response.json["error"]["message"]
+    assert prompt_history.counts(broker, "daily")["seen"] == 0
+
+
+def test_events_of_a_prompt_never_given_the_reader_are_not_counted(client, stories, broker):
+    ask(client, stories[0])  # one story: the sign-up box, not yet the appeal (3 stories)
+    for _ in range(5):
+        assert event(client, "click", "exp:a").status_code == 204
+    assert event(client, "dismiss", "exp:a").status_code == 204
+    assert prompt_history.counts(broker, "exp:a")["click"] == 0
+    assert broker.keys("prompt:snooze:*") == []  # nor snoozed
+
+
+def test_readers_not_counted_send_no_events_into_an_experiment(app, client, stories, broker):
+    app.config["PROMPT_REQUIRE_CONSENT"] = True  # and this browser gave none
+    assert event(client, "click", "exp:a").status_code == 204
+    assert event(client, "seen", "card", prompt="update_card").status_code == 204
+    assert prompt_history.counts(broker, "exp:a")["click"] == 0
+    assert prompt_history.counts(broker, "card")["seen"] == 1  # no experiment, no history: counted
+
+
+def test_when_redis_refuses_the_slot_is_empty_and_pages_still_answer(app, client, stories, broker, caplog):
+    # Out of memory, read-only after a failover, a key of another type: an error reply, not a lost link.
+    reader = "f" * 32
+    client.set_cookie("rid", reader)
+    broker.set(f"prompt:reads:{reader}", "not a sorted set")
+    broker.set("prompt:stats:daily", "not a hash")
+    assert ask(client, stories[0]).json == {"show": False, "prompt": None, "variant": None, "html": ""}
+    app.config["PROMPT_DELIVERY"] = "page"
+    assert client.get(f"/articles/{stories[0]}", headers={"User-Agent": BROWSER}).status_code == 200
+    assert event(client, "seen", "daily", prompt="newsletter").status_code == 204
+    assert "WRONGTYPE" in caplog.text
+
+
+def test_opting_out_while_redis_is_away_stops_counting_and_offers_to_delete_later(app, client, stories, broker):
+    reader = "e" * 32
+    client.set_cookie("rid", reader)
+    ask(client, stories[0])
+    working = app.extensions["newsletter.prompt_redis"]
+    app.extensions["newsletter.prompt_redis"] = redis.Redis(port=free_port(), socket_timeout=0.5,
+                                                            socket_connect_timeout=0.5)
+    assert "The count cannot be read just now" in parse(client.get("/reading-history").data).text()
+
+    stop = {"action": "stop", "csrf_token": csrf_token(client, "/reading-history")}
+    assert client.post("/reading-history", data=stop).status_code == 303
+    page = parse(client.get("/reading-history").data)
+    assert "could not be deleted just now" in page.find(role="alert").text()
+    assert client.get_cookie("no_reading_history") is not None and client.get_cookie("rid") is not None
+
+    app.extensions["newsletter.prompt_redis"] = working
+    assert ask(client, stories[1]).json["show"] is False  # not counted meanwhile
+    assert broker.zcard(f"prompt:reads:{reader}") == 1
+    stop["csrf_token"] = csrf_token(client, "/reading-history")
+    assert client.post("/reading-history", data=stop).status_code == 303
+    assert broker.keys(f"prompt:*{reader}*") == [] and client.get_cookie("rid") is None
+    assert "could not be deleted" not in parse(client.get("/reading-history").data).text()
