@@ -147,6 +147,13 @@ def test_when_redis_does_not_answer_the_form_stays_and_a_warning_is_logged(caplo
     assert "Redis did not answer" in caplog.text
 
 
+def test_when_redis_refuses_the_form_stays_and_a_warning_is_logged(broker, caplog):
+    broker.set(f"prompt:assigned:{READER}", "not a hash")  # an error reply, not a lost link
+    with caplog.at_level(logging.WARNING, logger="newsletter.memberships"):
+        assert memberships.checkout_attribution(JOIN_PAGE, RULES, broker, READER) == JOIN_PAGE
+    assert "WRONGTYPE" in caplog.text
+
+
 # ---------------------------------------------------------------- against the Stripe sandbox
 
 @pytest.fixture

@@ -131,6 +131,23 @@ def test_broker_down_answers_503_with_retry_after_and_queues_nothing(app_on_own_
     assert queued_addresses(own_redis.url) == ["after@example.com"]
 
 
+def test_a_broker_refusing_writes_answers_503_and_queues_nothing(app_on_own_redis, own_redis):
+    # Out of memory with no eviction: Redis answers, with an error, rather than going away.
+    client = app_on_own_redis.test_client()
+    r = redis_client(own_redis.url)
+    try:
+        r.config_set("maxmemory-policy", "noeviction")
+        r.config_set("maxmemory", "1")
+        refused = post_json(client, {"email": "reader@example.com", "consent": True})
+        r.config_set("maxmemory", "0")
+    finally:
+        r.close()
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+    assert refused.get_json()["error"]["message"] == SIGNUP_NOT_TAKEN
+    assert post_json(client, {"email": "after@example.com", "consent": True}).status_code == 202
+    assert queued_addresses(own_redis.url) == ["after@example.com"]
+
+
 def test_a_redis_restart_between_sign_ups_costs_none(app_on_own_redis, own_redis):
     client = app_on_own_redis.test_client()
     assert post_json(client, {"email": "before@example.com", "consent": True}).status_code == 202
