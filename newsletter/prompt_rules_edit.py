@@ -16,14 +16,13 @@ import difflib
 import fcntl
 import hashlib
 import json
-import os
 import re
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from newsletter.atomic_files import write_atomically
 from newsletter.prompt_rules import InvalidRules, Rules, editable_path, parse_rules, rules_path
 
 HISTORY_KEPT = 50
@@ -250,38 +249,7 @@ def _trim(folder: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    """`text` as the whole of `path`: written beside it, flushed, then renamed over it, with
-    the old file's mode (mkstemp's 0600 would hide it from a web server running as another user)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _mode(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _sync_folder(path.parent)
-
-
-def _mode(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        return 0o644  # readable by the web server's user; reading the umask would change it for every thread
-
-
-def _sync_folder(folder: Path) -> None:
-    """The rename itself on disk, not only the file's bytes."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(path, text.encode("utf-8"))
 
 
 @contextmanager

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
+from newsletter.atomic_files import write_atomically
 from newsletter.stripe_sandbox.store import Store
 
 FORMAT = 1   # bump when the file's layout changes; an older file is then set aside
@@ -51,7 +51,7 @@ class StateFile:
         if data == self._written:
             return
         try:
-            write_atomically(self.path, data)
+            write_atomically(self.path, data, new_mode=0o600)  # the account's customers and keys
         except OSError as error:   # the state stays in memory; the next change tries again
             log.warning("Stripe sandbox: could not save its state to %s (%s)", self.path, error)
             return
@@ -114,32 +114,6 @@ def move_aside(path: Path) -> Path:
     aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
     os.replace(path, aside)
     return aside
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` by `data`: a reader, or a crash, sees the old file or the new, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):   # only when something failed before the rename
-            os.remove(temporary)
-    sync_folder(path.parent)
-
-
-def sync_folder(folder: Path) -> None:
-    """fsync the folder, so that the rename itself survives a power cut."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def rebase(store: Store, url: str) -> None:

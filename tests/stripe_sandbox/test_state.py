@@ -137,12 +137,3 @@ def test_the_file_always_parses_and_no_temporary_is_left(make_sandbox, state_pat
     reader.join()
     assert failures == []
     assert [path.name for path in state_path.parent.iterdir()] == ["stripe-sandbox.json"]
-
-
-def test_a_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
-    path = tmp_path / "stripe-sandbox.json"
-    state.write_atomically(path, b'{"format": 1}')
-    with pytest.raises(TypeError):
-        state.write_atomically(path, "not bytes")
-    assert path.read_bytes() == b'{"format": 1}'
-    assert [p.name for p in tmp_path.iterdir()] == ["stripe-sandbox.json"]
