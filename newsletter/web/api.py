@@ -23,9 +23,14 @@ def article(slug: str):
         story = articles.get(db.session(), slug)
     except articles.ArticleNotFound:
         abort(404, description=f"No article has the slug {slug!r}.")
-    if story.access == "members" and not reader.reads_everything():
-        return jsonify(articles.members_preview(story))
-    return jsonify(articles.as_json(story))
+    if story.access != "members":
+        response = jsonify(articles.as_json(story))
+        response.headers["Cache-Control"] = f"public, max-age={current_app.config['ARTICLE_MAX_AGE']}"
+        return response
+    # Members get the whole story, others its lede: no shared cache may keep either for the other.
+    response = jsonify(articles.as_json(story) if reader.reads_everything() else articles.members_preview(story))
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @bp.get("/csrf")

@@ -309,12 +309,15 @@ def test_the_article_api_shows_non_members_the_lede_only(client, stories):
     preview = client.get("/api/v1/articles/for-members")
     assert preview.json["paragraphs"] == ["The lede everyone reads."] and preview.json["access"] == "members"
     assert b"The part for members." not in preview.data
+    assert preview.headers["Cache-Control"] == "private, no-cache"  # a member asking gets more
+    assert client.get(f"/api/v1/articles/{stories[0]}").headers["Cache-Control"] == "public, max-age=60"
 
 
 def test_the_article_api_gives_members_the_whole_story(client, session, stories):
     sign_in_member(client, session, "past_due")  # in the grace period: still a member's reading
-    whole = client.get("/api/v1/articles/for-members").json
-    assert whole["paragraphs"] == ["The lede everyone reads.", "The part for members."]
+    whole = client.get("/api/v1/articles/for-members")
+    assert whole.json["paragraphs"] == ["The lede everyone reads.", "The part for members."]
+    assert whole.headers["Cache-Control"] == "private, no-cache"
 
 
 def test_without_an_answering_redis_the_slot_is_empty_and_pages_still_answer(app, client, stories):
