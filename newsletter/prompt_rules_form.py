@@ -5,7 +5,10 @@ priority and dates, metering, frequency cap, snooze, excluded sections and tags,
 an experiment, the control's share and each variant's weight and copy. Adding or removing
 prompts and variants stays with the JSON editor. The form's values are written into the
 document as an engineer would write them (a blank field drops the key: its default
-applies) and saved through prompt_rules_edit.save: the same checks, versions and refusals.
+applies; a field the form did not have, such as a variant added by a save since, is left
+as it is) and saved through prompt_rules_edit.save: the same checks, versions and refusals.
+Variants' fields are named by the variant's id, so values typed on an older version land
+on the same variant whatever came before it since.
 """
 from __future__ import annotations
 
@@ -96,14 +99,16 @@ def form_of(text: str, prompt_id: str) -> PromptForm:
     if experiment is not None:
         values |= {f.name: _shown(f, _get(item, f.path)) for f in EXPERIMENT_FIELDS}
     variants = _variants(experiment)
-    for index, variant in enumerate(variants):
-        values |= {variant_field(index, f): _shown(f, _get(variant, f.path)) for f in VARIANT_FIELDS}
+    for variant in variants:
+        values |= {variant_field(variant, f): _shown(f, _get(variant, f.path)) for f in VARIANT_FIELDS}
     return PromptForm(prompt_id, str(item.get("kind", "")), values, tuple(str(v.get("id", "")) for v in variants),
                       experiment is not None)
 
 
-def variant_field(index: int, field: Field) -> str:
-    return f"variant-{index}-{field.name}"
+def variant_field(variant: dict | str, field: Field) -> str:
+    """The form's name of a variant's field: `variant-<id>-title`."""
+    variant_id = variant if isinstance(variant, str) else str(variant.get("id", ""))
+    return f"variant-{variant_id}-{field.name}"
 
 
 def save_form(config, prompt_id: str, form: Mapping[str, str], based_on: str, author: str,
@@ -121,14 +126,14 @@ def with_values(document: dict, prompt_id: str, form: Mapping[str, str]) -> dict
     document = copy.deepcopy(document)
     item = _prompt(document, prompt_id)
     for field in PROMPT_FIELDS:
-        _put(item, field, form.get(field.name, ""))
+        _put(item, field, form, field.name)
     experiment = _experiment(item)
     if experiment is not None:
         for field in EXPERIMENT_FIELDS:
-            _put(item, field, form.get(field.name, ""))
-    for index, variant in enumerate(_variants(experiment)):
+            _put(item, field, form, field.name)
+    for variant in _variants(experiment):
         for field in VARIANT_FIELDS:
-            _put(variant, field, form.get(variant_field(index, field), ""))
+            _put(variant, field, form, variant_field(variant, field))
     return document
 
 
@@ -186,9 +191,12 @@ def _form_moment(value) -> str:
     return moment.strftime(FORM_MOMENT)
 
 
-def _put(container: dict, field: Field, raw: str) -> None:
-    """Set the field's key from the form's text; blank drops it (the default applies)."""
-    value = _parsed(field, raw.strip())
+def _put(container: dict, field: Field, form: Mapping[str, str], name: str) -> None:
+    """Set the field's key from the form's text: blank drops it (the default applies); a field
+    the form did not have leaves it (a box is absent when unticked, so it is always read)."""
+    if name not in form and field.kind != "flag":
+        return
+    value = _parsed(field, form.get(name, "").strip())
     *parents, key = field.path
     for name in parents:
         if not isinstance(container.get(name), dict):

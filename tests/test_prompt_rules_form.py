@@ -45,8 +45,8 @@ def test_the_form_shows_the_documents_values_as_text():
         "enabled": "on", "priority": "50", "min_reads": "3", "cap_impressions": "4", "control_share": "0.1"}
     assert shown.values["starts"] == "2026-12-01T05:00"  # in UTC, as the form says
     assert shown.values["exclude_sections"] == "Obituaries, Weather"
-    assert shown.values["variant-0-body"] == "One {price}.\n\nTwo."
-    assert (shown.values["read_window_days"], shown.values["variant-1-weight"], shown.values["ends"]) == ("", "2", "")
+    assert shown.values["variant-exp:a-body"] == "One {price}.\n\nTwo."
+    assert (shown.values["read_window_days"], shown.values["variant-exp:b-weight"], shown.values["ends"]) == ("", "2", "")
 
 
 def test_a_prompt_without_an_experiment_has_no_experiment_fields():
@@ -63,7 +63,7 @@ def test_the_form_unchanged_writes_back_the_same_document():
 def test_values_are_written_with_their_types_and_blanks_drop_keys():
     changed = values() | {"enabled": "", "priority": "7", "ends": "2026-12-24T18:00", "min_gap_hours": "0.5",
                           "cap_impressions": "", "exclude_tags": " sponsored , ,tragedy ", "exclude_sections": "",
-                          "variant-0-body": "First.\r\n\r\n  \r\nSecond {articles_read}.", "variant-1-title": " ",
+                          "variant-exp:a-body": "First.\r\n\r\n  \r\nSecond {articles_read}.", "variant-exp:b-title": " ",
                           "control_share": "0"}
     item = form.with_values(json.loads(text()), "appeal", changed)["prompts"][0]
     assert (item["enabled"], item["priority"], item["ends"]) == (False, 7, "2026-12-24T18:00:00Z")
@@ -81,7 +81,18 @@ def test_a_ticked_box_keeps_the_prompt_on_and_a_missing_cap_is_made_when_needed(
     document = json.loads(text({"version": "v", "prompts": [DAILY]}))
     item = form.with_values(document, "daily", {"enabled": "on", "cap_impressions": "2"})["prompts"][0]
     assert "enabled" not in item and item["frequency_cap"] == {"impressions": 2}
-    assert "snooze_days" not in item  # blank in the form: the default
+    assert item["snooze_days"] == 30  # not in the form: left as it is
+    assert "snooze_days" not in form.with_values(document, "daily", {"enabled": "on", "snooze_days": ""})["prompts"][0]
+
+
+def test_values_land_on_their_variant_and_one_added_since_is_left_as_it_is():
+    typed = values() | {"variant-exp:a-title": "Typed on the older rules"}
+    newer = json.loads(text())
+    added = {"id": "exp:new", "copy": {"title": "Added since", "button": "Go"}}
+    newer["prompts"][0]["experiment"]["variants"].insert(0, added)
+    variants = form.with_values(newer, "appeal", typed)["prompts"][0]["experiment"]["variants"]
+    assert [v["copy"].get("title") for v in variants] == ["Added since", "Typed on the older rules", "Be a member"]
+    assert variants[0] == added
 
 
 @pytest.mark.parametrize("name, raw, message", [
@@ -105,7 +116,7 @@ def test_an_unknown_prompt_is_named():
 
 def test_a_save_makes_a_new_version_of_the_file(config):
     latest = edit.current(config)
-    rules = form.save_form(config, "appeal", values() | {"variant-0-title": "Stand with us"}, latest.fingerprint,
+    rules = form.save_form(config, "appeal", values() | {"variant-exp:a-title": "Stand with us"}, latest.fingerprint,
                            "desk@example.org", NOW)
     assert rules.version == "2026-12-07.1"
     saved = load_rules(edit.editable_path(config))
@@ -125,7 +136,7 @@ def test_a_save_from_an_older_version_is_refused_and_the_file_kept(config):
 def test_values_the_rules_refuse_are_not_saved(config):
     opened = edit.current(config).fingerprint
     with pytest.raises(InvalidRules, match=r"unknown token \{prize\}"):
-        form.save_form(config, "appeal", values() | {"variant-0-button": "Join for {prize}"}, opened, "a@b.org", NOW)
+        form.save_form(config, "appeal", values() | {"variant-exp:a-button": "Join for {prize}"}, opened, "a@b.org", NOW)
     with pytest.raises(InvalidRules, match="ends: later than starts"):
         form.save_form(config, "appeal", values() | {"ends": "2026-11-01T00:00"}, opened, "a@b.org", NOW)
     assert json.loads(edit.current(config).text) == RULES

@@ -239,13 +239,13 @@ def test_each_prompt_has_a_form_showing_its_values(signed_in):
     links = parse(signed_in.get(PAGE).data).find("ul", id="prompt-forms").find_all("a")
     assert [a.attrs["href"] for a in links] == [FORM]
     page = parse(signed_in.get(FORM).data)
-    assert page.find("input", id="field-variant-0-title").attrs["value"] == "Old title"
-    assert page.find("textarea", id="field-variant-0-body").text() == "Join."
+    assert page.find("input", id="field-variant-exp:a-title").attrs["value"] == "Old title"
+    assert page.find("textarea", id="field-variant-exp:a-body").text() == "Join."
     assert "checked" in page.find("input", id="field-enabled").attrs
 
 
 def test_a_form_save_reaches_the_readers_slot(signed_in, app, story):
-    response = signed_in.post(FORM, data=prompt_form(signed_in, **{"variant-0-title": "From the form"}))
+    response = signed_in.post(FORM, data=prompt_form(signed_in, **{"variant-exp:a-title": "From the form"}))
     assert response.status_code == 303 and response.headers["Location"] == FORM
     assert "Saved as version" in parse(signed_in.get(FORM).data).find("p", role="status").text()
     assert "From the form" in slot_until(signed_in, story, lambda a: "From the form" in a["html"])["html"]
@@ -264,7 +264,7 @@ def test_a_form_unticking_shown_switches_the_prompt_off(signed_in, story):
 
 @pytest.mark.parametrize("changes, message", [
     ({"min_reads": "three"}, "Stories read before it shows: a whole number"),
-    ({"variant-0-button": "Join for {prize}"}, "unknown token {prize}"),
+    ({"variant-exp:a-button": "Join for {prize}"}, "unknown token {prize}"),
     ({"starts": "2026-12-10T00:00", "ends": "2026-12-01T00:00"}, "ends: later than starts"),
 ])
 def test_a_refused_form_keeps_the_values_typed(signed_in, app, changes, message):
@@ -280,7 +280,7 @@ def test_a_refused_form_keeps_the_values_typed(signed_in, app, changes, message)
 def test_a_form_from_an_older_version_is_refused_then_saved_over_it_keeping_other_prompts(signed_in, app, tmp_path):
     two = {"version": "desk-2", "prompts": RULES["prompts"] + [{"id": "daily", "kind": "newsletter"}]}
     app.config["PROMPT_RULES"] = rules_file(tmp_path, two, "two.json")
-    mine = prompt_form(signed_in, **{"variant-0-title": "Mine"})
+    mine = prompt_form(signed_in, **{"variant-exp:a-title": "Mine"})
     theirs = prompt_form(signed_in, f"{PAGE}/prompts/daily", snooze_days="5")
     assert signed_in.post(f"{PAGE}/prompts/daily", data=theirs).status_code == 303
 
@@ -288,7 +288,7 @@ def test_a_form_from_an_older_version_is_refused_then_saved_over_it_keeping_othe
     assert refused.status_code == 409
     page = parse(refused.data)
     assert "the rules were changed since" in page.find(role="alert").text()
-    assert page.find("input", id="field-variant-0-title").attrs["value"] == "Mine"
+    assert page.find("input", id="field-variant-exp:a-title").attrs["value"] == "Mine"
     again = {node.attrs["name"]: node.attrs["value"] for node in page.find_all("input", type="hidden")
              if node.attrs["name"] == "based_on"}
     assert signed_in.post(FORM, data=mine | again).status_code == 303
@@ -298,12 +298,12 @@ def test_a_form_from_an_older_version_is_refused_then_saved_over_it_keeping_othe
 
 
 def test_an_expired_form_keeps_the_values(signed_in):
-    fields = prompt_form(signed_in, **{"variant-0-title": "Typed slowly"}) | {"csrf_token": "stale"}
+    fields = prompt_form(signed_in, **{"variant-exp:a-title": "Typed slowly"}) | {"csrf_token": "stale"}
     response = signed_in.post(FORM, data=fields, headers={"Origin": "http://localhost"})
     assert response.status_code == 400
     page = parse(response.data)
     assert "the values below are yours" in page.find(role="alert").text()
-    assert page.find("input", id="field-variant-0-title").attrs["value"] == "Typed slowly"
+    assert page.find("input", id="field-variant-exp:a-title").attrs["value"] == "Typed slowly"
 
 
 def test_an_unknown_prompt_is_a_clear_404(signed_in, app):
