@@ -44,6 +44,31 @@ def test_monthly_periods_keep_the_anchor_day():
     assert add_interval(stamp(2027, 1, 1), "week", 2) == stamp(2027, 1, 15)
 
 
+def test_an_annual_subscription_renews_a_year_later(sandbox, api, make_price, paid_subscription):
+    _, sub_id = paid_subscription(price=make_price(unit_amount=6000, interval="year"))
+    start, end = period(api.v1.subscriptions.retrieve(sub_id))
+    assert a_year_after(start) == end
+    sandbox.advance_clock(until=end - 1)  # past every month's end: nothing is due yet
+    assert len(api.v1.invoices.list(params={"subscription": sub_id}).data) == 1
+    sandbox.advance_clock(until=end)
+    sub = api.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice"]})
+    assert sub["status"] == "active" and period(sub) == (end, a_year_after(end))
+    invoice = sub["latest_invoice"]
+    assert (invoice["billing_reason"], invoice["status"], invoice["amount_paid"]) == ("subscription_cycle", "paid", 6000)
+    line = invoice["lines"]["data"][0]
+    assert (line["period"]["start"], line["period"]["end"]) == (end, a_year_after(end))
+
+
+def a_year_after(timestamp: int) -> int:
+    """The same day and time next year (28 February after a 29th)."""
+    from calendar import isleap
+    from datetime import datetime, timezone
+
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    leap_day = (moment.month, moment.day) == (2, 29) and not isleap(moment.year + 1)
+    return int(moment.replace(year=moment.year + 1, day=28 if leap_day else moment.day).timestamp())
+
+
 def test_several_periods_in_one_move(sandbox, api, paid_subscription):
     _, sub_id = paid_subscription()
     sandbox.advance_clock(days=95)
