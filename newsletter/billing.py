@@ -48,6 +48,17 @@ class Plan:
                    monthly_amount=int(config["MEMBERSHIP_MONTHLY_AMOUNT"]),
                    annual_amount=int(config["MEMBERSHIP_ANNUAL_AMOUNT"] or 0) or None)
 
+    @property
+    def amounts(self) -> dict[str, int]:
+        """The amount of each interval on sale: {"month": 600}, and "year" when an annual amount is set."""
+        amounts = {"month": self.monthly_amount, "year": self.annual_amount}
+        return {interval: amount for interval, amount in amounts.items() if amount}
+
+    @property
+    def annual_saving(self) -> int:
+        """What the annual price saves against twelve monthly payments (0 without one, or none saved)."""
+        return max(0, 12 * self.monthly_amount - self.annual_amount) if self.annual_amount else 0
+
 
 class Billing:
     """The few Stripe calls the membership makes, each with an idempotency key of ours."""
@@ -78,10 +89,8 @@ class Billing:
         """Create or update the product and its prices; returns {"product": id, "month": id, ...}."""
         product = self._product(plan)
         result = {"product": product["id"]}
-        amounts = {"month": plan.monthly_amount, "year": plan.annual_amount}
-        for interval, amount in amounts.items():
-            if amount:
-                result[interval] = self._price(product["id"], interval, amount, plan.currency)
+        for interval, amount in plan.amounts.items():
+            result[interval] = self._price(product["id"], interval, amount, plan.currency)
         return result
 
     def _product(self, plan: Plan) -> dict:

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from newsletter import db, member_mails, memberships, stripe_events
-from newsletter.billing import Billing, BillingError, BillingNotConfigured, InvalidSignature
+from newsletter import db, member_mails, memberships, prompts, stripe_events
+from newsletter.billing import LOOKUP_KEYS, Billing, BillingError, BillingNotConfigured, InvalidSignature, Plan
 from newsletter.models import Reader
 from newsletter.web import errors, member_session, prompt_reader
 
@@ -18,17 +18,23 @@ def billing() -> Billing:
     return Billing.for_app(current_app)
 
 
-def price_id() -> str:
-    """The configured price, or the monthly price `newsletter stripe sync` made (looked up once)."""
+def plan() -> Plan:
+    return Plan.from_config(current_app.config)
+
+
+def price_id(interval: str = "month") -> str:
+    """The price Checkout sells for `interval`: STRIPE_PRICE_ID (monthly) when set, otherwise the
+    active price `newsletter stripe sync` made (looked up once per process)."""
     configured = current_app.config["STRIPE_PRICE_ID"]
-    if configured:
+    if interval == "month" and configured:
         return configured
-    if not current_app.extensions.get("membership_price"):
-        found = billing().price_id("month")
-        if not found:
-            raise BillingNotConfigured("no membership price: run `newsletter stripe sync`")
-        current_app.extensions["membership_price"] = found
-    return current_app.extensions["membership_price"]
+    found = current_app.extensions.setdefault("membership_prices", {})
+    if not found.get(interval):
+        price = billing().price_id(interval)
+        if not price:
+            raise BillingNotConfigured(f"no {LOOKUP_KEYS[interval]} price: run `newsletter stripe sync`")
+        found[interval] = price
+    return found[interval]
 
 
 def _now() -> datetime:
@@ -39,28 +45,38 @@ def _grace() -> int:
     return int(current_app.config["MEMBERSHIP_GRACE_DAYS"])
 
 
+@bp.app_template_filter("money")
+def money(amount: int, currency: str) -> str:
+    """600 "usd" is "$6": the prompts' `{price}` without its "a month"."""
+    return prompts.price_text(amount, currency).removesuffix(" a month")
+
+
 @bp.get("/membership")
 def join():
-    return render_template("membership/join.html")
+    return join_page({})
+
+
+def join_page(form, **notice) -> str:
+    """The join page; a form sent back keeps its plan, prompt, variant and story."""
+    return render_template("membership/join.html", plan=plan(), chosen=form.get("interval") or "month",
+                           prompt_name=form.get("prompt", "membership")[:100] or "membership",
+                           variant_id=form.get("variant", "")[:100], slug=form.get("article", "")[:200], **notice)
 
 
 @bp.post("/membership/checkout")
 def checkout():
-    session = db.session()
     form = request.form
-    posted = memberships.Attribution(prompt=form.get("prompt", ""), variant=form.get("variant", ""),
-                                     article=form.get("article", ""))
-    attribution = memberships.checkout_attribution(posted, prompt_reader.rules(), prompt_reader.redis_client(current_app),
-                                                   prompt_reader.known_reader_id())
+    interval = form.get("interval") or "month"  # the appeal's and the gate's forms offer no choice
+    if interval not in plan().amounts:  # never a monthly charge for a reader who asked for another
+        return join_page(form, refused_interval=interval), 422
+    attribution = _attribution(form)
+    session = db.session()
     reader_id = member_session.current_reader_id() or member_session.checkout_reader_id()
     reader = memberships.reader_for_checkout(session, reader_id)
     session.commit()  # the reader exists before Stripe can send an event naming it
-    base = current_app.config["BASE_URL"]
-    urls = {"success": f"{base}/membership/success?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel": f"{base}/membership/cancel"}
     try:
-        url = memberships.start_checkout(session, billing(), reader, price_id(), urls, attribution, _now(),
-                                         int(current_app.config["MEMBERSHIP_TRIAL_DAYS"]), _grace())
+        url = memberships.start_checkout(session, billing(), reader, price_id(interval), _return_urls(), attribution,
+                                         _now(), int(current_app.config["MEMBERSHIP_TRIAL_DAYS"]), _grace())
     except memberships.AlreadyMember:
         return redirect(url_for("account.account"), 303)
     except (BillingNotConfigured, BillingError) as e:
@@ -69,16 +85,26 @@ def checkout():
     return member_session.remember_checkout(redirect(url, 303), reader.id)
 
 
+def _attribution(form) -> memberships.Attribution:
+    posted = memberships.Attribution(prompt=form.get("prompt", ""), variant=form.get("variant", ""),
+                                     article=form.get("article", ""))
+    return memberships.checkout_attribution(posted, prompt_reader.rules(), prompt_reader.redis_client(current_app),
+                                            prompt_reader.known_reader_id())
+
+
+def _return_urls() -> dict:
+    base = current_app.config["BASE_URL"]
+    return {"success": f"{base}/membership/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel": f"{base}/membership/cancel"}
+
+
 @bp.errorhandler(CSRFError)
 def csrf_failed(error: CSRFError):
     """A checkout form without a valid token (a cached story page read without JavaScript, or an
-    old one): the join page again, with a token and the form's prompt, variant and story kept."""
+    old one): the join page again, with a token and the form's plan, prompt, variant and story kept."""
     if request.endpoint != "membership.checkout":
         return errors.handle_http_error(error)
-    form = request.form
-    return render_template("membership/join.html", token_expired=True,
-                           prompt_name=form.get("prompt", "membership")[:100] or "membership",
-                           variant_id=form.get("variant", "")[:100], slug=form.get("article", "")[:200]), 400
+    return join_page(request.form, token_expired=True), 400
 
 
 @bp.get("/membership/success")

@@ -6,15 +6,19 @@ server; the tasks they queue run as a worker would (`run_queued`), or in a real 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 import requests
+import stripe
 from sqlalchemy import select
 
 from newsletter import db, memberships
 from newsletter.models import Membership, Reader, StripeEvent, utcnow
+from newsletter.web.reader import longdate
 from tests.conftest import open_shop, stripe_settings
-from tests.support.membership import DECLINED_CARD, pay, start_checkout, submit
+from tests.support.membership import DECLINED_CARD, follow, form_of, pay, start_checkout, submit
+from tests.web.markup import parse
 from tests.web.signups import run_queued  # noqa: F401  (fixture)
 
 
@@ -238,3 +242,106 @@ def test_the_member_cookie_is_secure_on_an_https_site(app, client):
         response = member_session.sign_in(app.make_response("ok"), "r1")
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+# ---------------------------------------------------------------- monthly or annual
+
+@pytest.fixture
+def annual_site(app, runner, site):
+    """`site` with an annual price ($60) beside the monthly one, as `stripe sync` makes it."""
+    app.config["MEMBERSHIP_ANNUAL_AMOUNT"] = 6000
+    result = runner.invoke(args=["stripe", "sync"])
+    assert result.exit_code == 0, result.output
+    return site
+
+
+def sandbox_api(sandbox) -> stripe.StripeClient:
+    return stripe.StripeClient(sandbox.secret_key, base_addresses={"api": sandbox.url})
+
+
+def sold_price(sandbox, checkout: requests.Response) -> dict:
+    """The price on the line item of the Checkout session whose hosted page `checkout` is."""
+    items = sandbox_api(sandbox).v1.checkout.sessions.line_items.list(checkout.url.rsplit("/", 1)[1])
+    return items.data[0]["price"]
+
+
+def post_checkout(browser, site_url: str, **fields) -> requests.Response:
+    """POST /membership/checkout with `fields` only, as a form without the plan choice does."""
+    token = browser.get(f"{site_url}/api/v1/csrf").json()["csrf_token"]
+    return browser.post(f"{site_url}/membership/checkout", data={"csrf_token": token, **fields}, allow_redirects=False)
+
+
+def plan_choice(html: str) -> dict[str, bool]:
+    """The join page's `interval` radio buttons: {value: checked}."""
+    radios = form_of(html).find_all("input", name="interval")
+    return {radio.attrs["value"]: "checked" in radio.attrs for radio in radios}
+
+
+def test_the_join_page_offers_annual_only_when_an_annual_price_is_set(app, client):
+    page = client.get("/membership").get_data(as_text=True)
+    assert plan_choice(page) == {} and "Join for $6 a month" in page
+    app.config["MEMBERSHIP_ANNUAL_AMOUNT"] = 6000
+    page = client.get("/membership").get_data(as_text=True)
+    assert plan_choice(page) == {"month": True, "year": False}
+    text = parse(page.encode()).find("fieldset").text()
+    assert "Monthly $6 a month" in text and "Annual $60 a year (save $12 against twelve months)" in text
+    app.config["MEMBERSHIP_ANNUAL_AMOUNT"] = 7500  # dearer than twelve months: no saving to show
+    assert "save" not in parse(client.get("/membership").data).find("fieldset").text()
+
+
+def test_an_annual_checkout_sells_the_annual_price_with_the_same_attribution(app, annual_site, stripe_sandbox, browser,
+                                                                             run_queued):
+    checkout = start_checkout(browser, annual_site.url, interval="year", article="a-story", prompt="membership",
+                              variant="warm")
+    price = sold_price(stripe_sandbox, checkout)
+    assert (price["lookup_key"], price["unit_amount"], price["recurring"]["interval"]) == ("community_annual", 6000, "year")
+    assert "60.00 USD" in checkout.text and "per year" in checkout.text
+    session = stripe_sandbox.get(checkout.url.rsplit("/", 1)[1])
+    assert {k: v for k, v in session["metadata"].items() if k != "reader_id"} == {
+        "prompt": "membership", "prompt_variant": "warm", "source_article": "a-story", "prompt_path": "click"}
+    pay(browser, checkout, "annual@example.com")
+    settle(stripe_sandbox, run_queued)
+    with app.app_context():
+        row = db.session().scalars(select(Membership)).one()
+    assert (row.prompt, row.prompt_variant, row.source_article, row.prompt_path) == \
+        ("membership", "warm", "a-story", "click")
+    assert row.current_period_end > utcnow() + timedelta(days=364)
+    account = parse(browser.get(f"{annual_site.url}/account").content)
+    assert f"Renews on {longdate(row.current_period_end)}" in account.find("dl").text()
+
+
+def test_a_checkout_naming_no_interval_is_monthly_as_before(app, annual_site, stripe_sandbox, browser):
+    response = post_checkout(browser, annual_site.url, prompt="membership", variant="warm", article="a-story")
+    checkout = follow(browser, response)
+    assert sold_price(stripe_sandbox, checkout)["lookup_key"] == "community_monthly"
+    assert stripe_sandbox.get(checkout.url.rsplit("/", 1)[1])["metadata"]["prompt_variant"] == "warm"
+
+
+@pytest.mark.parametrize("annual, interval, says", [
+    (False, "year", "We do not offer an annual membership"),
+    (False, "weekly", "We do not offer that billing period"),
+    (True, "weekly", "Please choose monthly or annual"),
+])
+def test_an_interval_not_on_sale_is_refused_keeping_the_form(app, site, stripe_sandbox, browser, annual, interval, says):
+    app.config["MEMBERSHIP_ANNUAL_AMOUNT"] = 6000 if annual else None
+    response = post_checkout(browser, site.url, interval=interval, prompt="membership", variant="warm", article="a-story")
+    assert response.status_code == 422 and says in response.text and "Nothing was charged" in response.text
+    kept = {i.attrs["name"]: i.attrs.get("value") for i in form_of(response.text).find_all("input", type="hidden")}
+    assert (kept["prompt"], kept["variant"], kept["article"]) == ("membership", "warm", "a-story")
+    assert plan_choice(response.text) == ({"month": False, "year": False} if annual else {})
+    assert sandbox_api(stripe_sandbox).v1.checkout.sessions.list().data == []
+    with app.app_context():
+        assert db.session().scalars(select(Reader)).all() == []
+
+
+def test_an_expired_form_comes_back_with_the_annual_choice_kept(app, annual_site, browser):
+    response = browser.post(f"{annual_site.url}/membership/checkout", data={"interval": "year", "variant": "warm"})
+    assert response.status_code == 400 and "could not verify the form" in response.text
+    assert plan_choice(response.text) == {"month": False, "year": True}
+
+
+def test_an_annual_amount_without_its_price_at_stripe_is_unavailable_not_monthly(app, site, stripe_sandbox, browser):
+    app.config["MEMBERSHIP_ANNUAL_AMOUNT"] = 6000  # set, but `stripe sync` not run since
+    response = post_checkout(browser, site.url, interval="year")
+    assert response.status_code == 503 and "can’t take payments right now" in response.text
+    assert sandbox_api(stripe_sandbox).v1.checkout.sessions.list().data == []
