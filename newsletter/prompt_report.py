@@ -39,9 +39,12 @@ class VariantRow:
     control: bool
     readers: int          # distinct readers assigned
     impressions: int
-    seen: int
+    seen: int             # events; a reader may send several
     clicks: int
     dismissals: int
+    seen_readers: int     # distinct readers who sent them (what one reader cannot inflate)
+    click_readers: int
+    dismiss_readers: int
     conversions: int      # every path (intention to treat)
     clicks_converted: int  # of those, through the appeal's own button (prompt_path "click")
     rate: float
@@ -83,7 +86,9 @@ def variant_row(prompt: Prompt, variant_id: str, control: bool, counted: dict[st
     low, high = wilson_interval(conversions, readers)
     return VariantRow(prompt=prompt.id, variant=variant_id, control=control, readers=readers,
                       impressions=counted["impressions"], seen=counted["seen"], clicks=counted["click"],
-                      dismissals=counted["dismiss"], conversions=conversions, clicks_converted=clicks_converted,
+                      dismissals=counted["dismiss"], seen_readers=counted["seen_readers"],
+                      click_readers=counted["click_readers"], dismiss_readers=counted["dismiss_readers"],
+                      conversions=conversions, clicks_converted=clicks_converted,
                       rate=min(conversions, readers) / readers if readers else 0.0, low=low, high=high)
 
 

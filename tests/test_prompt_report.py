@@ -70,7 +70,7 @@ def test_the_report_has_a_row_per_variant_and_the_control(session, broker):
     rows = prompt_report.report(session, broker, RULES)
     assert [(r.variant, r.control) for r in rows] == [("exp:control", True), ("exp:a", False), ("exp:b", False)]
     a = rows[1]
-    assert (a.readers, a.clicks, a.conversions) == (40, 1, 4)
+    assert (a.readers, a.clicks, a.click_readers, a.conversions) == (40, 1, 1, 4)
     assert a.rate == pytest.approx(0.1)
     assert a.low == pytest.approx(0.0396, abs=1e-3) and a.high == pytest.approx(0.2304, abs=1e-3)
     document = prompt_report.as_json(RULES, rows, {})
