@@ -153,7 +153,8 @@ SCHEMAS |= {
                          "low", "high"],
             "properties": {"prompt": {"type": "string"}, "variant": {"type": "string"},
                            "control": {"type": "boolean"}, "readers": _COUNT, "impressions": _COUNT,
-                           "seen": _COUNT, "clicks": _COUNT, "dismissals": _COUNT, "conversions": _COUNT,
+                           "seen": _COUNT, "clicks": _COUNT, "dismissals": _COUNT, "seen_readers": _COUNT,
+                           "click_readers": _COUNT, "dismiss_readers": _COUNT, "conversions": _COUNT,
                            "clicks_converted": {**_COUNT, "description": "Of the conversions, those whose "
                                                 "checkout came from the variant's own button (the rest: "
                                                 "readers assigned to it who joined elsewhere)."},
@@ -255,8 +256,9 @@ OPERATIONS = {
                        "its snooze.",
         "tags": ["prompts"],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PromptEvent")}}},
-        "responses": {"204": {"description": "Counted."},
+        "responses": {"204": {"description": "Taken (counted where the reader can have been shown it)."},
                       "400": _json(_ref("Error"), "The body is not JSON."),
+                      "415": _json(_ref("Error"), "Not sent as application/json."),
                       "422": _response("Invalid")}}},
     "prompt_api.report": {"get": _operator({
         "summary": "Per-variant prompt results",
