@@ -33,6 +33,16 @@ class BillingError(Exception):
     """Stripe (or the sandbox) refused a call or could not be reached."""
 
 
+CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "cad": "CA$", "aud": "A$"}
+
+
+def money(amount: int, currency: str) -> str:
+    """An amount for readers: 600 "usd" is "$6", 450 "eur" "€4.50", 600 "chf" "6 CHF"."""
+    number = f"{amount / 100:.2f}".removesuffix(".00")
+    symbol = CURRENCY_SYMBOLS.get(currency.lower())
+    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
+
+
 @dataclass(frozen=True)
 class Plan:
     """What `stripe sync` makes: the product, and a price per billing interval."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
+from newsletter.billing import money
 from newsletter.prompt_rules import Experiment, Prompt, Rules, Variant
 
 @dataclass(frozen=True)
@@ -205,11 +206,6 @@ def event_prompt(rules: Rules, reader_id: str | None, kind: str, variant_id: str
     return prompt
 
 
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "cad": "CA$", "aud": "A$"}
-
-
 def price_text(amount: int, currency: str) -> str:
     """`{price}` in prompt copy: 600 "usd" is "$6 a month"."""
-    number = f"{amount / 100:.2f}".removesuffix(".00")
-    symbol = CURRENCY_SYMBOLS.get(currency.lower())
-    return f"{symbol}{number} a month" if symbol else f"{number} {currency.upper()} a month"
+    return f"{money(amount, currency)} a month"

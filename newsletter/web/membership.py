@@ -6,12 +6,14 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from newsletter import db, member_mails, memberships, prompts, stripe_events
-from newsletter.billing import LOOKUP_KEYS, Billing, BillingError, BillingNotConfigured, InvalidSignature, Plan
+from newsletter import db, member_mails, memberships, stripe_events
+from newsletter.billing import (LOOKUP_KEYS, Billing, BillingError, BillingNotConfigured, InvalidSignature, Plan,
+                                money)
 from newsletter.models import Reader
 from newsletter.web import errors, member_session, prompt_reader
 
 bp = Blueprint("membership", __name__)
+bp.add_app_template_filter(money, "money")  # the join page's prices
 
 
 def billing() -> Billing:
@@ -44,11 +46,6 @@ def _now() -> datetime:
 def _grace() -> int:
     return int(current_app.config["MEMBERSHIP_GRACE_DAYS"])
 
-
-@bp.app_template_filter("money")
-def money(amount: int, currency: str) -> str:
-    """600 "usd" is "$6": the prompts' `{price}` without its "a month"."""
-    return prompts.price_text(amount, currency).removesuffix(" a month")
 
 
 @bp.get("/membership")

@@ -27,11 +27,17 @@ def submit(browser: requests.Session, page: requests.Response, fields: dict | No
     """Fill and submit a form of `page` as a browser does (hidden fields kept), fetching the
     CSRF token first where the page left it out, as its csrf.js does."""
     form = form_of(page.text, button)
-    data = {i.attrs["name"]: i.attrs.get("value", "") for i in form.find_all("input") if "name" in i.attrs}
+    data = {i.attrs["name"]: i.attrs.get("value", "") for i in form.find_all("input") if _sent(i)}
     if any("data-csrf" in i.attrs and not i.attrs.get("value") for i in form.find_all("input")):
         data["csrf_token"] = browser.get(requests.compat.urljoin(page.url, "/api/v1/csrf")).json()["csrf_token"]
     action = requests.compat.urljoin(page.url, form.attrs.get("action") or page.url)
     return browser.post(action, data=data | (fields or {}), allow_redirects=False)
+
+
+def _sent(field) -> bool:
+    """Whether a browser sends this input: named, and not a box or radio button left unticked."""
+    ticked = field.attrs.get("type") not in ("checkbox", "radio") or "checked" in field.attrs
+    return "name" in field.attrs and ticked
 
 
 def follow(browser: requests.Session, response: requests.Response) -> requests.Response:
