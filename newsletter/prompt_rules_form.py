@@ -34,7 +34,7 @@ class UnknownPrompt(LookupError):
 class Field:
     name: str                # the form's, and the key's place below
     path: tuple[str, ...]    # within the prompt (or the variant, for VARIANT_FIELDS)
-    kind: str                # flag, whole, number, share, moment, words, text, paragraphs
+    kind: str                # flag, whole, number, share, moment, lines, text, paragraphs
     label: str
     default: str = ""        # what applies when the field is blank
 
@@ -55,8 +55,8 @@ PROMPT_GROUPS = (  # the form's fieldsets: legend, fields
         Field("snooze_days", ("snooze_days",), "number", "Days away after a reader dismisses it", "0"),
     )),
     ("Where not", (
-        Field("exclude_sections", ("exclude_sections",), "words", "Never on these sections (comma-separated)"),
-        Field("exclude_tags", ("exclude_tags",), "words", "Never on stories with these tags (comma-separated)"),
+        Field("exclude_sections", ("exclude_sections",), "lines", "Never on these sections (one per line)"),
+        Field("exclude_tags", ("exclude_tags",), "lines", "Never on stories with these tags (one per line)"),
     )),
 )
 PROMPT_FIELDS = tuple(f for _, group in PROMPT_GROUPS for f in group)
@@ -95,14 +95,24 @@ def form_of(text: str, prompt_id: str) -> PromptForm:
     """The form of `prompt_id` in the rules document `text`."""
     item = _prompt(_document(text), prompt_id)
     experiment = _experiment(item)
-    values = {f.name: _shown(f, _get(item, f.path)) for f in PROMPT_FIELDS}
+    values = {f.name: _showable(f, _get(item, f.path)) for f in PROMPT_FIELDS}
     if experiment is not None:
-        values |= {f.name: _shown(f, _get(item, f.path)) for f in EXPERIMENT_FIELDS}
+        values |= {f.name: _showable(f, _get(item, f.path)) for f in EXPERIMENT_FIELDS}
     variants = _variants(experiment)
     for variant in variants:
-        values |= {variant_field(variant, f): _shown(f, _get(variant, f.path)) for f in VARIANT_FIELDS}
+        values |= {variant_field(variant, f): _showable(f, _get(variant, f.path)) for f in VARIANT_FIELDS}
     return PromptForm(prompt_id, str(item.get("kind", "")), values, tuple(str(v.get("id", "")) for v in variants),
                       experiment is not None)
+
+
+def refilled(shown: PromptForm, posted: Mapping[str, str]) -> dict[str, str]:
+    """What a refused form is shown again with: the operator's values, and for fields their form
+    did not have (a variant added since) those in force, so a second save keeps them."""
+    values = shown.values | dict(posted)
+    for field in PROMPT_FIELDS:
+        if field.kind == "flag":  # a box the operator left unticked is not in what was sent
+            values[field.name] = posted.get(field.name, "")
+    return values
 
 
 def variant_field(variant: dict | str, field: Field) -> str:
@@ -166,6 +176,24 @@ def _prompt(document: dict, prompt_id: str) -> dict:
 
 # ---------------------------------------------------------------- values, both ways
 
+def _showable(field: Field, value) -> str:
+    """_shown(), refused (InvalidRules) for a value the form would change by showing it and
+    sending it back: such a prompt is left to the JSON editor."""
+    if not _fits_form(field, value):
+        raise InvalidRules(f"{field.label}: {UNFIT[field.kind]}, which this form would change; "
+                           "edit this prompt in the JSON editor")
+    return _shown(field, value)
+
+
+def _fits_form(field: Field, value) -> bool:
+    texts = value if isinstance(value, list) else [value]
+    if field.kind in ("text", "lines") and any(isinstance(t, str) and ("\n" in t or "\r" in t) for t in texts):
+        return False  # a line break: an <input> drops it, and a line is an item of a list
+    if field.kind == "paragraphs" and any(isinstance(t, str) and PARAGRAPH_BREAK.search(t) for t in texts):
+        return False  # a blank line splits a paragraph in two
+    return field.kind != "moment" or value is None or _form_moment(value) is not None
+
+
 def _shown(field: Field, value) -> str:
     """A document's value as the form shows it ('' for absent: the default applies)."""
     if value is None:
@@ -173,22 +201,22 @@ def _shown(field: Field, value) -> str:
     if field.kind == "flag":
         return "on" if value is True else ""
     if field.kind == "moment":
-        return _form_moment(value)
-    if field.kind == "words" and isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    if field.kind == "paragraphs" and isinstance(value, list):
-        return "\n\n".join(str(v) for v in value)
+        return _form_moment(value) or str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 30.0, which the loader takes as 30
+    if isinstance(value, list):
+        return ("\n\n" if field.kind == "paragraphs" else "\n").join(str(v) for v in value)
     return str(value)
 
 
-def _form_moment(value) -> str:
+def _form_moment(value) -> str | None:
+    """The moment in UTC as the form's input shows it; None when it has none (not ISO, or
+    past year 9999 in UTC)."""
     try:
         moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)  # shown as written; the save's check names it if it stays so
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime(FORM_MOMENT)
+        return (moment.astimezone(timezone.utc) if moment.tzinfo else moment).strftime(FORM_MOMENT)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _put(container: dict, field: Field, form: Mapping[str, str], name: str) -> None:
@@ -218,12 +246,15 @@ def _parsed(field: Field, raw: str):
     parse = PARSERS[field.kind]
     try:
         return parse(raw)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         raise InvalidRules(f"{field.label}: {EXPECTED[field.kind]}, not {raw!r}") from error
 
 
 def _whole(raw: str) -> int:
-    return int(raw)
+    value = _number(raw)  # "30.0" too, as the loader takes 30.0
+    if not isinstance(value, int):
+        raise ValueError(raw)
+    return value
 
 
 def _number(raw: str) -> int | float:
@@ -239,18 +270,20 @@ def _moment(raw: str) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _words(raw: str) -> list[str] | None:
-    return [w.strip() for w in raw.split(",") if w.strip()] or None
+def _lines(raw: str) -> list[str] | None:
+    return [line.strip() for line in raw.splitlines() if line.strip()] or None
 
 
 def _paragraphs(raw: str) -> list[str] | None:
     return [p.strip() for p in PARAGRAPH_BREAK.split(raw.replace("\r\n", "\n")) if p.strip()] or None
 
 
-PARSERS = {"whole": _whole, "number": _number, "share": _number, "moment": _moment, "words": _words,
+PARSERS = {"whole": _whole, "number": _number, "share": _number, "moment": _moment, "lines": _lines,
            "text": str, "paragraphs": _paragraphs}
 EXPECTED = {"whole": "a whole number", "number": "a number", "share": "a number from 0 up to 1",
             "moment": "a date and time such as 2026-12-24T18:00"}
+UNFIT = {"text": "it has a line break", "lines": "an entry has a line break",
+         "paragraphs": "a paragraph has a blank line in it", "moment": "it has no time this form can show in UTC"}
 
 
 def _get(container, path: tuple[str, ...]):

@@ -3,6 +3,7 @@ form's text written back as the loader reads it, and saves through the real rule
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -44,7 +45,7 @@ def test_the_form_shows_the_documents_values_as_text():
     assert {k: shown.values[k] for k in ("enabled", "priority", "min_reads", "cap_impressions", "control_share")} == {
         "enabled": "on", "priority": "50", "min_reads": "3", "cap_impressions": "4", "control_share": "0.1"}
     assert shown.values["starts"] == "2026-12-01T05:00"  # in UTC, as the form says
-    assert shown.values["exclude_sections"] == "Obituaries, Weather"
+    assert shown.values["exclude_sections"] == "Obituaries\nWeather"
     assert shown.values["variant-exp:a-body"] == "One {price}.\n\nTwo."
     assert (shown.values["read_window_days"], shown.values["variant-exp:b-weight"], shown.values["ends"]) == ("", "2", "")
 
@@ -62,7 +63,7 @@ def test_the_form_unchanged_writes_back_the_same_document():
 
 def test_values_are_written_with_their_types_and_blanks_drop_keys():
     changed = values() | {"enabled": "", "priority": "7", "ends": "2026-12-24T18:00", "min_gap_hours": "0.5",
-                          "cap_impressions": "", "exclude_tags": " sponsored , ,tragedy ", "exclude_sections": "",
+                          "cap_impressions": "", "exclude_tags": " sponsored \r\n \ntragedy ", "exclude_sections": "",
                           "variant-exp:a-body": "First.\r\n\r\n  \r\nSecond {articles_read}.", "variant-exp:b-title": " ",
                           "control_share": "0"}
     item = form.with_values(json.loads(text()), "appeal", changed)["prompts"][0]
@@ -104,7 +105,7 @@ def test_values_land_on_their_variant_and_one_added_since_is_left_as_it_is():
     ("control_share", "10%", "Control share"),
 ])
 def test_a_value_of_the_wrong_kind_names_its_field(name, raw, message):
-    with pytest.raises(InvalidRules, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InvalidRules, match=re.escape(message)):
         form.with_values(json.loads(text()), "appeal", values() | {name: raw})
 
 
@@ -146,3 +147,47 @@ def test_rules_in_force_that_are_not_json_send_the_desk_to_the_json_editor(confi
     (tmp_path / "rules.json").write_text("{ broken")
     with pytest.raises(InvalidRules, match="mend them in the JSON editor"):
         form.form_of(edit.current(config).text, "appeal")
+
+
+def test_whole_numbers_written_as_30_0_are_shown_and_saved_as_30():
+    rules = {"version": "v", "prompts": [DAILY | {"read_window_days": 30.0, "min_reads": 2.0}]}
+    shown = values("daily", rules)
+    assert (shown["read_window_days"], shown["min_reads"]) == ("30", "2")
+    item = form.with_values(json.loads(text(rules)), "daily", shown | {"min_reads": "3.0"})["prompts"][0]
+    assert (item["read_window_days"], item["min_reads"]) == (30, 3)
+
+
+@pytest.mark.parametrize("changed, message", [
+    ({"exclude_tags": ["Books, reviews", "line\nbreak"]}, "an entry has a line break"),
+    ({"experiment": {"name": "e", "variants": [{"id": "e:a", "copy": {"title": "Two\nlines"}}]}}, "Title: it has"),
+    ({"experiment": {"name": "e", "variants": [{"id": "e:a", "copy": {"body": ["One.\n\nTwo."]}}]}}, "a blank line"),
+    ({"ends": "9999-12-31T23:30-01:00"}, "Ends (UTC): it has no time this form can show"),
+])
+def test_a_value_the_form_would_change_sends_the_desk_to_the_json_editor(changed, message):
+    rules = {"version": "v", "prompts": [DAILY | changed]}
+    with pytest.raises(InvalidRules, match=re.escape(message)) as refused:
+        form.form_of(text(rules), "daily")
+    assert "JSON editor" in str(refused.value)
+
+
+def test_an_entry_with_a_comma_stays_one_entry():
+    rules = {"version": "v", "prompts": [DAILY | {"exclude_sections": ["Books, reviews", "Opinion"]}]}
+    item = form.with_values(json.loads(text(rules)), "daily", values("daily", rules))["prompts"][0]
+    assert item["exclude_sections"] == ["Books, reviews", "Opinion"]
+
+
+def test_a_moment_out_of_range_is_a_clear_refusal():
+    with pytest.raises(InvalidRules, match=r"Starts \(UTC\): a date and time"):
+        form.with_values(json.loads(text()), "appeal", values() | {"starts": "0001-01-01T00:30+01:00"})
+
+
+def test_a_refused_form_is_refilled_with_what_the_operator_sent_and_the_rest_in_force():
+    newer = json.loads(text())
+    newer["prompts"][0]["experiment"]["variants"].append({"id": "exp:new", "weight": 3, "copy": {"title": "New"}})
+    sent = {k: v for k, v in values().items() if k != "enabled"} | {"variant-exp:a-title": "Mine"}
+    refilled = form.refilled(form.form_of(json.dumps(newer), "appeal"), sent)
+    assert (refilled["variant-exp:a-title"], refilled["variant-exp:new-title"], refilled["variant-exp:new-weight"]) \
+        == ("Mine", "New", "3")
+    assert refilled["enabled"] == ""  # unticked by the operator, though on in force
+    saved = form.with_values(newer, "appeal", refilled)["prompts"][0]["experiment"]["variants"][-1]
+    assert saved == {"id": "exp:new", "weight": 3, "copy": {"title": "New"}}

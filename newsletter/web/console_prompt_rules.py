@@ -32,7 +32,8 @@ def index():
 def save():
     text = request.form.get("rules", "")
     return _saved(lambda: edit.save(current_app.config, text, _based_on(), g.operator.email, utcnow()),
-                  refused=lambda error, status: editor(text=text, error=error, status=status),
+                  refused=lambda error, status: editor(text=text, error=error, status=status,
+                                                       based_on=_kept_based_on(status)),
                   stale_hint="The rules in force are in the list of versions below; the text here is yours. "
                              "Saving it again replaces them.",
                   then=lambda rules: url_for(".index", saved=rules.version))  # the page's script drops its draft
@@ -64,7 +65,7 @@ def save_prompt(prompt_id: str):
     values = request.form.to_dict()
     return _saved(lambda: fields.save_form(current_app.config, prompt_id, values, _based_on(), g.operator.email,
                                            utcnow()),
-                  refused=lambda error, status: form_page(prompt_id, values, error, status),
+                  refused=lambda error, status: form_page(prompt_id, values, error, status, _kept_based_on(status)),
                   stale_hint="The values here are yours: saving again writes them over that version "
                              "(what it changed in other prompts stays).",
                   then=lambda rules: url_for(".prompt_form", prompt_id=prompt_id))
@@ -92,8 +93,10 @@ def expired(error: CSRFError):
         return editor(status=400, error="A form from another site was refused; nothing was saved.")
     if request.endpoint == "console_prompt_rules.save_prompt":
         return form_page(request.view_args["prompt_id"], request.form.to_dict(), status=400,
-                         error="The form had expired, so nothing was saved; the values below are yours: save them again.")
-    return editor(text=request.form.get("rules"), status=400,
+                         error="The form had expired, so nothing was saved; the values below are yours: "
+                               "save them again.",
+                         based_on=_kept_based_on(400))
+    return editor(text=request.form.get("rules"), status=400, based_on=_kept_based_on(400),
                   error="The form had expired, so nothing was saved; the text below is yours: save it again.")
 
 
@@ -120,20 +123,23 @@ def _saved(action, refused=None, stale_hint: str = "", then=lambda rules: url_fo
     return redirect(then(rules), 303)
 
 
-def editor(text: str | None = None, error: str | None = None, status: int = 200):
-    """The editor page; `text` in the editor instead of the rules in force (a refused save)."""
+def editor(text: str | None = None, error: str | None = None, status: int = 200, based_on: str | None = None):
+    """The editor page; `text` in the editor instead of the rules in force (a refused save), made
+    from the rules whose fingerprint is `based_on` (default: those in force)."""
     try:
         latest, versions = edit.current(current_app.config), edit.history(current_app.config)
     except OSError as read_error:
         return render_template("operator/prompt_rules.html", latest=None, text=text or "", versions=[],
                                error=f"The rules file cannot be read: {read_error}"), 500
     return render_template("operator/prompt_rules.html", latest=latest, text=latest.text if text is None else text,
-                           versions=versions, error=error, prompt_ids=fields.prompt_ids(latest.text),
+                           versions=versions, error=error, prompt_ids=fields.prompt_ids(latest.text), based_on=based_on,
                            writable_to=edit.editable_path(current_app.config)), status
 
 
-def form_page(prompt_id: str, values: dict | None = None, error: str | None = None, status: int = 200):
-    """One prompt's form; `values` in it instead of the rules in force (a refused save)."""
+def form_page(prompt_id: str, values: dict | None = None, error: str | None = None, status: int = 200,
+              based_on: str | None = None):
+    """One prompt's form; `values` in it instead of the rules in force (a refused save, made
+    from the rules whose fingerprint is `based_on`)."""
     try:
         latest = edit.current(current_app.config)
         shown = fields.form_of(latest.text, prompt_id)
@@ -144,7 +150,15 @@ def form_page(prompt_id: str, values: dict | None = None, error: str | None = No
     except OSError as read_error:
         return editor(error=f"The rules file cannot be read: {read_error}", status=500)
     return render_template("operator/prompt_rules_prompt.html", latest=latest, form=shown, fields=fields,
-                           values=shown.values if values is None else values, error=error), status
+                           values=shown.values if values is None else fields.refilled(shown, values),
+                           based_on=based_on, error=error), status
+
+
+def _kept_based_on(status: int) -> str | None:
+    """What a refused page says its text or values were made from: still the rules the operator
+    opened, so a second save is checked against them too; after a 409 (someone saved in
+    between, and the page says so) the rules in force, so saving again replaces them."""
+    return None if status == 409 else (_based_on() or None)
 
 
 def _based_on() -> str:

@@ -85,8 +85,9 @@ def checkout():
 def _attribution(form) -> memberships.Attribution:
     posted = memberships.Attribution(prompt=form.get("prompt", ""), variant=form.get("variant", ""),
                                      article=form.get("article", ""))
+    counted = prompt_reader.known_reader_id() if prompt_reader.may_count() else None  # opted out: in no bucket
     return memberships.checkout_attribution(posted, prompt_reader.rules(), prompt_reader.redis_client(current_app),
-                                            prompt_reader.known_reader_id())
+                                            counted)
 
 
 def _return_urls() -> dict:

@@ -152,11 +152,11 @@ def test_the_desk_edits_one_prompt_in_its_form(live_app, browser_page, reader, s
     desk.wait_for_url("**/operator/prompts/rules/prompts/appeal")
 
     desk.get_by_label("Title").fill("Edited in the form")
-    desk.get_by_label("Never on these sections (comma-separated)").fill("Weather, Sport")
+    desk.get_by_label("Never on these sections (one per line)").fill("Weather\nSport")
     snap(desk, "1-form")
     desk.get_by_role("button", name="Check and save").click()
     expect(desk.get_by_role("status")).to_contain_text("Saved as version")
-    expect(desk.get_by_label("Never on these sections (comma-separated)")).to_have_value("Weather, Sport")
+    expect(desk.get_by_label("Never on these sections (one per line)")).to_have_value("Weather\nSport")
     assert until(reader, url, "Edited in the form") == "Edited in the form"
     snap(reader, "2-reader-sees-the-edit")
 

@@ -226,13 +226,18 @@ FORM = f"{PAGE}/prompts/appeal"
 
 def prompt_form(client, url: str = FORM, **changes) -> dict:
     """The form at `url` as it is shown now (values, token, `based_on`), with `changes`."""
-    page = parse(client.get(url).data)
-    fields = {node.attrs["name"]: node.attrs.get("value", "") for node in page.find_all("input")
-              if node.attrs.get("type") not in ("checkbox", "submit") and "name" in node.attrs}
-    fields |= {node.attrs["name"]: "on" for node in page.find_all("input", type="checkbox") if "checked" in node.attrs}
-    fields |= {node.attrs["name"]: node.text() for node in page.find_all("textarea")}
-    fields.pop("csrf_token", None)  # the console's sign-out form has one too; take the form's own below
-    return fields | {"csrf_token": csrf_token(client, url)} | changes
+    return sent_by(parse(client.get(url).data)) | {"csrf_token": csrf_token(client, url)} | changes
+
+
+def sent_by(page) -> dict:
+    """What a browser sends of the prompt form on `page` (ticked boxes only), its token aside."""
+    form = page.find("form", id="prompt-form")
+    fields = {node.attrs["name"]: node.attrs.get("value", "") for node in form.find_all("input")
+              if node.attrs.get("type") != "checkbox" and "name" in node.attrs}
+    fields |= {node.attrs["name"]: "on" for node in form.find_all("input", type="checkbox") if "checked" in node.attrs}
+    fields |= {node.attrs["name"]: node.text() for node in form.find_all("textarea")}
+    fields.pop("csrf_token")
+    return fields
 
 
 def test_each_prompt_has_a_form_showing_its_values(signed_in):
@@ -320,3 +325,44 @@ def test_the_form_is_for_operators_only(client, app):
     response = client.post(FORM, data={"csrf_token": csrf_token(client), "min_reads": "0", "based_on": "x"})
     assert response.status_code == 303 and response.headers["Location"].startswith("/operator/login")
     assert json.loads(Path(app.config["PROMPT_RULES"]).read_text()) == RULES
+
+
+def test_a_refused_form_sent_again_keeps_a_variant_added_since(signed_in, app):
+    mine = prompt_form(signed_in, **{"variant-exp:a-title": "Mine"})
+    theirs = json.loads(Path(app.config["PROMPT_RULES"]).read_text())
+    theirs["prompts"][0]["experiment"]["variants"].append({"id": "exp:b", "weight": 3, "copy": {"title": "Theirs"}})
+    assert signed_in.post(PAGE, data=form(signed_in, rules=json.dumps(theirs))).status_code == 303
+
+    refused = signed_in.post(FORM, data=mine)
+    assert refused.status_code == 409
+    again = sent_by(parse(refused.data)) | {"csrf_token": csrf_token(signed_in, FORM)}  # pressed again
+    assert signed_in.post(FORM, data=again).status_code == 303
+    variants = json.loads(Path(app.config["PROMPT_RULES"]).read_text())["prompts"][0]["experiment"]["variants"]
+    assert [(v["id"], v.get("weight"), v["copy"].get("title")) for v in variants] == [
+        ("exp:a", None, "Mine"), ("exp:b", 3, "Theirs")]
+
+
+@pytest.mark.parametrize("url, field", [(FORM, "variant-exp:a-title"), (PAGE, "rules")], ids=["form", "json"])
+def test_an_expired_form_is_still_checked_against_the_rules_it_was_made_from(signed_in, app, url, field):
+    made_from = opened(signed_in)
+    typed = "Typed slowly" if url == FORM else with_title("Typed slowly")
+    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("Theirs"))).status_code == 303
+    expired = signed_in.post(url, data=(prompt_form(signed_in) if url == FORM else {}) | {
+        field: typed, "based_on": made_from, "csrf_token": "stale"}, headers={"Origin": "http://localhost"})
+    assert expired.status_code == 400
+    page = parse(expired.data)
+    kept = [n.attrs["value"] for n in page.find_all("input", type="hidden") if n.attrs.get("name") == "based_on"]
+    assert made_from in kept  # not the fingerprint of the rules saved since
+    resent = {field: typed, "based_on": made_from, "csrf_token": csrf_token(signed_in, url)}
+    if url == FORM:
+        resent = prompt_form(signed_in) | resent
+    assert signed_in.post(url, data=resent).status_code == 409
+    assert "Theirs" in Path(app.config["PROMPT_RULES"]).read_text()
+
+
+def test_an_invalid_json_save_is_still_checked_against_the_rules_it_was_made_from(signed_in, app):
+    made_from = opened(signed_in)
+    assert signed_in.post(PAGE, data=form(signed_in, rules=with_title("Theirs"))).status_code == 303
+    invalid = signed_in.post(PAGE, data=form(signed_in, rules="{ typo", based_on=made_from))
+    assert invalid.status_code == 422
+    assert parse(invalid.data).find("input", id="based-on").attrs["value"] == made_from

@@ -137,6 +137,17 @@ def test_a_checkout_naming_no_variant_goes_to_the_readers_bucket(site, stripe_sa
         ("membership", bucket, "assigned")
 
 
+@pytest.mark.parametrize("rules", [SPLIT])
+def test_a_reader_who_opted_out_is_in_no_bucket_though_its_id_stayed(site, stripe_sandbox, browser):
+    # The id stays when Redis could not forget the history at the opt-out (or consent was withdrawn).
+    assigned_reader(site, browser, control=False)
+    browser.cookies.set("no_reading_history", "1")
+    metadata = checkout_metadata(stripe_sandbox, join(browser, site))
+    assert "prompt_variant" not in metadata and "prompt_path" not in metadata
+    clicked = checkout_metadata(stripe_sandbox, join(browser, site, prompt="membership", variant="split:a"))
+    assert (clicked["prompt_variant"], clicked["prompt_path"]) == ("split:a", "uncounted")
+
+
 @pytest.mark.parametrize("rid", [None, "../../not-a-reader-id", "F" * 32, "0" * 32],
                          ids=["no cookie", "forged", "not lower-case hex", "never assigned"])
 def test_without_an_assigned_reader_the_checkout_names_no_bucket(site, stripe_sandbox, browser, rid):
