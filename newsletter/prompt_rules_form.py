@@ -86,8 +86,8 @@ class PromptForm:
 def prompt_ids(text: str) -> list[str]:
     """The prompts' ids in the document's order (none when it is not valid JSON)."""
     try:
-        return [p["id"] for p in json.loads(text).get("prompts", []) if isinstance(p, dict) and "id" in p]
-    except (ValueError, AttributeError, TypeError):
+        return [p["id"] for p in _document(text)["prompts"] if isinstance(p, dict) and "id" in p]
+    except InvalidRules:
         return []
 
 
@@ -148,10 +148,9 @@ def with_values(document: dict, prompt_id: str, form: Mapping[str, str]) -> dict
 
 
 def _document(text: str) -> dict:
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise InvalidRules(f"the rules in force are not valid JSON ({error}): mend them in the JSON editor") from error
+    document = edit.document(text)  # None for text that is not JSON, however deeply nested
+    if document is None:
+        raise InvalidRules("the rules in force are not valid JSON: mend them in the JSON editor")
     if not isinstance(document, dict) or not isinstance(document.get("prompts"), list):
         raise InvalidRules("the rules in force have no list of prompts: mend them in the JSON editor")
     return document

@@ -143,10 +143,12 @@ def test_values_the_rules_refuse_are_not_saved(config):
     assert json.loads(edit.current(config).text) == RULES
 
 
-def test_rules_in_force_that_are_not_json_send_the_desk_to_the_json_editor(config, tmp_path):
-    (tmp_path / "rules.json").write_text("{ broken")
+@pytest.mark.parametrize("broken", ["{ broken", "[" * 100_000], ids=["not json", "too deep for the parser"])
+def test_rules_in_force_that_are_not_json_send_the_desk_to_the_json_editor(config, tmp_path, broken):
+    (tmp_path / "rules.json").write_text(broken)
     with pytest.raises(InvalidRules, match="mend them in the JSON editor"):
         form.form_of(edit.current(config).text, "appeal")
+    assert form.prompt_ids(edit.current(config).text) == []  # the rules page lists no form, and still shows
 
 
 def test_whole_numbers_written_as_30_0_are_shown_and_saved_as_30():
