@@ -94,15 +94,10 @@ def prompt_ids(text: str) -> list[str]:
 def form_of(text: str, prompt_id: str) -> PromptForm:
     """The form of `prompt_id` in the rules document `text`."""
     item = _prompt(_document(text), prompt_id)
+    values = {name: _showable(field, _get(holder, field.path)) for holder, field, name in _fields(item)}
     experiment = _experiment(item)
-    values = {f.name: _showable(f, _get(item, f.path)) for f in PROMPT_FIELDS}
-    if experiment is not None:
-        values |= {f.name: _showable(f, _get(item, f.path)) for f in EXPERIMENT_FIELDS}
-    variants = _variants(experiment)
-    for variant in variants:
-        values |= {variant_field(variant, f): _showable(f, _get(variant, f.path)) for f in VARIANT_FIELDS}
-    return PromptForm(prompt_id, str(item.get("kind", "")), values, tuple(str(v.get("id", "")) for v in variants),
-                      experiment is not None)
+    return PromptForm(prompt_id, str(item.get("kind", "")), values,
+                      tuple(str(v.get("id", "")) for v in _variants(experiment)), experiment is not None)
 
 
 def refilled(shown: PromptForm, posted: Mapping[str, str]) -> dict[str, str]:
@@ -134,17 +129,23 @@ def save_form(config, prompt_id: str, form: Mapping[str, str], based_on: str, au
 def with_values(document: dict, prompt_id: str, form: Mapping[str, str]) -> dict:
     """A copy of `document` with `prompt_id`'s fields set from `form`."""
     document = copy.deepcopy(document)
-    item = _prompt(document, prompt_id)
+    for holder, field, name in _fields(_prompt(document, prompt_id)):
+        _put(holder, field, form, name)
+    return document
+
+
+def _fields(item: dict):
+    """The prompt's form, field by field: (the object holding its key, the field, its name in
+    the form); the experiment's and the variants' only when the prompt has them."""
     for field in PROMPT_FIELDS:
-        _put(item, field, form, field.name)
+        yield item, field, field.name
     experiment = _experiment(item)
     if experiment is not None:
         for field in EXPERIMENT_FIELDS:
-            _put(item, field, form, field.name)
+            yield item, field, field.name
     for variant in _variants(experiment):
         for field in VARIANT_FIELDS:
-            _put(variant, field, form, variant_field(variant, field))
-    return document
+            yield variant, field, variant_field(variant, field)
 
 
 def _document(text: str) -> dict:
