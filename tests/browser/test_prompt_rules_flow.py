@@ -55,6 +55,13 @@ def appeal_title(page, url: str) -> str | None:
     return title.inner_text() if title.count() else None
 
 
+def open_rules_page(desk, site: str) -> None:
+    """The console's rules page in `desk`, signed in through the sign-in page it leads to."""
+    desk.goto(f"{site}/operator/prompts/rules")
+    sign_in_page(desk)
+    desk.wait_for_url("**/operator/prompts/rules")
+
+
 def until(page, url: str, expected) -> str | None:
     """The title, read again until it is `expected`: every process looks at the rules once a second."""
     for _ in range(30):
@@ -72,9 +79,7 @@ def test_edit_switch_off_and_a_refused_save(live_app, browser_page, reader, stor
     assert appeal_title(reader, url) == "Before the edit"
 
     desk = browser_page
-    desk.goto(f"{live_app.url}/operator/prompts/rules")
-    sign_in_page(desk)
-    desk.wait_for_url("**/operator/prompts/rules")
+    open_rules_page(desk, live_app.url)
     editor = desk.get_by_label("The rules as JSON")
     editor.fill(editor.input_value().replace("Before the edit", "After the edit"))
     snap(desk, "1-editing")
@@ -104,9 +109,7 @@ def test_text_typed_before_the_session_ended_is_kept_until_saved(app, live_app, 
     desk = browser_page
     problems = []
     desk.on("pageerror", lambda e: problems.append(str(e)))
-    desk.goto(f"{live_app.url}/operator/prompts/rules")
-    sign_in_page(desk)
-    desk.wait_for_url("**/operator/prompts/rules")
+    open_rules_page(desk, live_app.url)
     editor = desk.get_by_label("The rules as JSON")
     typed = editor.input_value().replace("Before the edit", "Typed before the session ended")
     editor.fill(typed)
@@ -145,9 +148,7 @@ def test_the_desk_edits_one_prompt_in_its_form(live_app, browser_page, reader, s
     url = f"{live_app.url}/articles/{story}"
     assert appeal_title(reader, url) == "Before the edit"
     desk = browser_page
-    desk.goto(f"{live_app.url}/operator/prompts/rules")
-    sign_in_page(desk)
-    desk.wait_for_url("**/operator/prompts/rules")
+    open_rules_page(desk, live_app.url)
     desk.get_by_role("link", name="appeal", exact=True).click()
     desk.wait_for_url("**/operator/prompts/rules/prompts/appeal")
 
