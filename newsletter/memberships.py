@@ -124,8 +124,9 @@ def checkout_attribution(posted: Attribution, rules: Rules, store: redis.Redis |
     """Whose conversion a checkout is (intention to treat, docs/prompts.md).
 
     A form naming a bucket of a membership prompt of the rules was that appeal's button: a
-    click (UNCOUNTED from a reader with no id, outside the experiment). Any other checkout (the join page, a members-only story's gate) goes to the
-    reader's assigned bucket, the control's too; without one it keeps what the form says.
+    click (UNCOUNTED from a reader with no id, outside the experiment). Any other checkout
+    (the join page, a members-only story's gate) goes to the reader's assigned bucket, the
+    control's too; without one it keeps what the form says.
     """
     owner = rules.owner(posted.variant) if posted.variant else None
     if owner is not None and owner.kind == "membership":

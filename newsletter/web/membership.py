@@ -47,7 +47,6 @@ def _grace() -> int:
     return int(current_app.config["MEMBERSHIP_GRACE_DAYS"])
 
 
-
 @bp.get("/membership")
 def join():
     return join_page({})
