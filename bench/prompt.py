@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         seed(database, tmp / "instance", args.stories)
         port, master = stack.enter_context(gunicorn(args, database, redis, tmp))
         print_setup(args, database)
-        server = Server(workers=children(master), redis=redis_pid)
+        server = Server(workers=children(master), redis=redis_pid, redis_url=redis)
         rounds = measure(args, port, server)
         decisions = decision_counts(redis)
     return report(rounds, decisions)
@@ -211,13 +211,24 @@ def run_wrk(port: int, route: str, args, seconds: float) -> load.Result:
 
 @dataclass
 class Server:
-    """The processes whose CPU time a phase costs: gunicorn's workers and Redis."""
+    """The processes whose CPU time a phase costs: gunicorn's workers and Redis (at `redis_url`)."""
 
     workers: list[int]
     redis: int
+    redis_url: str
 
     def cpu(self) -> tuple[float, float]:
         return sum(cpu_seconds(pid) for pid in self.workers), cpu_seconds(self.redis)
+
+    def script_calls(self) -> int:
+        """Script calls Redis has served so far (INFO commandstats): a decision's round trip is one."""
+        from newsletter.redis_url import client
+
+        c = client(self.redis_url)
+        try:
+            return int(c.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+        finally:
+            c.close()
 
 
 def children(pid: int) -> list[int]:
@@ -238,12 +249,13 @@ def cpu_seconds(pid: int) -> float:
 
 def measured(port: int, route: str, args, server: Server) -> load.Result:
     """One phase, with the server's CPU time per answered request (ms) on the result."""
-    before = server.cpu()
+    before, calls_before = server.cpu(), server.script_calls()
     result = run_wrk(port, route, args, args.seconds)
-    after = server.cpu()
+    after, calls_after = server.cpu(), server.script_calls()
     answered = max(result.requests, 1)
     result.app_cpu_ms = (after[0] - before[0]) / answered * 1000
     result.redis_cpu_ms = (after[1] - before[1]) / answered * 1000
+    result.round_trips = (calls_after - calls_before) / answered
     return result
 
 
@@ -288,18 +300,21 @@ def print_setup(args, database: str) -> None:
 
 def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
     print(f"{'':30} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-          f"{'app CPU ms/req':>15} {'Redis CPU ms/req':>17}")
+          f"{'app CPU ms/req':>15} {'Redis CPU ms/req':>17} {'round trips/req':>16}")
     for i, phases in enumerate(rounds, 1):
         label = f" round {i}" if len(rounds) > 1 else ""
         for name, r in zip(ROUTES, phases):
             print(f"{name + label:30} {r.requests:9d} {r.rate:9.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.errors:7d} "
-                  f"{r.app_cpu_ms:15.3f} {r.redis_cpu_ms:17.3f}")
+                  f"{r.app_cpu_ms:15.3f} {r.redis_cpu_ms:17.3f} {r.round_trips:16.2f}")
     bare, floor, prompt = (median([phases[i] for phases in rounds]) for i in range(len(PHASES)))
     cpu_ratio = bare.app_cpu_ms / prompt.app_cpu_ms if prompt.app_cpu_ms else 0.0
     print("shown:     " + ", ".join(f"{k} {v}" for k, v in decisions.items()) + " (warm-up included)")
     print(f"server CPU per request, medians: (a) {bare.app_cpu_ms:.3f} ms, (b) {prompt.app_cpu_ms:.3f} ms "
           f"+ {prompt.redis_cpu_ms:.3f} ms in Redis; (a)/(b) app CPU {cpu_ratio:.2f} (what the ratio would be "
           "if the app alone had the CPUs)")
+    print(f"round trips: (b) made {prompt.round_trips:.2f} script calls to Redis per request (medians); the "
+          f"others were readers nothing may be shown for a while, answered in process "
+          "(newsletter/quiet_readers.py), their reads sent a moment later in batches")
     ratio = prompt.rate / bare.rate if bare.rate else 0.0
     print(f"floor:     (c)/(a) {floor.rate / bare.rate if bare.rate else 0.0:.2f}: the most a route making one Redis "
           f"round trip and nothing else reached; the decision made {ratio / (floor.rate / bare.rate or 1):.0%} "
@@ -335,6 +350,7 @@ def median(results: list[load.Result]) -> load.Result:
                           p99_ms=statistics.median(r.p99_ms for r in results), client=results[0].client)
     summary.app_cpu_ms = statistics.median(r.app_cpu_ms for r in results)
     summary.redis_cpu_ms = statistics.median(r.redis_cpu_ms for r in results)
+    summary.round_trips = statistics.median(r.round_trips for r in results)
     return summary
 
 

@@ -4,6 +4,7 @@ Per anonymous reader id, keys each bounded and expiring:
 - `prompt:reads:<id>`: sorted set, story slug -> when last read (distinct stories);
 - `prompt:shown:<id>:<prompt id>`: sorted set of the prompt's impressions (time -> time);
 - `prompt:snooze:<id>`: hash, prompt id -> snoozed until (epoch seconds);
+- `prompt:forgotten:<id>`: set for a minute when the reader's history is deleted (an opt-out);
 - `prompt:assigned:<id>`: hash, prompt id -> the counter id of the reader's last assignment
   to it (the variant's, the control's, or the prompt's own): what a checkout that names no
   variant is attributed to (newsletter.memberships.checkout_attribution).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import redis
 
@@ -33,6 +35,7 @@ MAX_IMPRESSIONS = check.MAX_IMPRESSIONS  # impressions remembered per reader and
 # it the hash starts afresh (a hash keeps no order to drop the oldest by), and the next
 # page view writes the running prompt's assignment back.
 MAX_ASSIGNED = 20
+FORGOTTEN_SECONDS = 60  # outlives any read queued before an opt-out (deferred_reads sends within a second)
 EVENTS = ("seen", "click", "dismiss")
 COUNTS = ("assigned", "impressions") + EVENTS
 
@@ -96,6 +99,28 @@ return 0
 """
 
 
+# When a candidate that may not show now may show at the earliest, whatever the reader reads
+# meanwhile: the latest end of its snooze, its cap (while the cap-th latest impression is
+# inside the window) and its gap; 0 when none of them holds it back (too few stories read,
+# which the next page view may change).
+FREE_AT = """
+local function free_at(now, shown, snoozed_until, cap, cap_window, gap)
+  local free = 0
+  if snoozed_until > now then free = snoozed_until end
+  if cap > 0 then
+    local nth = redis.call('ZREVRANGEBYSCORE', shown, '+inf', '(' .. (now - cap_window), 'WITHSCORES',
+                           'LIMIT', cap - 1, 1)[2]
+    if nth then free = math.max(free, tonumber(nth) + cap_window) end
+  end
+  if gap > 0 then
+    local last = redis.call('ZREVRANGE', shown, 0, 0, 'WITHSCORES')[2]
+    if last and now - tonumber(last) < gap then free = math.max(free, tonumber(last) + gap) end
+  end
+  return free
+end
+"""
+
+
 # A counted reader's page view in one round trip: count the story read, take the first
 # candidate (prompts.candidates, in order) that prompts.history_allows, and record it as
 # record_decision does. It mirrors those Python functions exactly; tests/test_prompt_history.py
@@ -108,7 +133,9 @@ return 0
 # script makes as few as the answer needs: the read window's count and the snoozes are
 # read once, a story read again does not trim. The keys are made here from those ids, as
 # the Python functions name them, so the script needs a single Redis server, not a cluster.
-DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + """
+# When nothing may show, it also answers until when that holds whatever the reader reads
+# (the earliest free_at of the candidates): newsletter.quiet_readers keeps that in process.
+DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local reads_key = 'prompt:reads:' .. reader
@@ -120,6 +147,7 @@ local snoozed = redis.call('HGETALL', 'prompt:snooze:' .. reader)
 local snoozed_until = {}
 for i = 1, #snoozed, 2 do snoozed_until[snoozed[i]] = tonumber(snoozed[i + 1]) end
 local reads_in = {}
+local quiet = math.huge
 for i = 8, #ARGV, 8 do
   local id, counter, min_reads, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local cap, gap, show = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 6]), ARGV[i + 7] == '1'
@@ -150,23 +178,29 @@ for i = 8, #ARGV, 8 do
     remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
     return {(i - 8) / 8, reads}
   end
+  quiet = math.min(quiet, free_at(now, shown, snoozed_until[id] or 0, cap, tonumber(ARGV[i + 5]), gap))
 end
-return {-1, 0}
+return {-1, 0, string.format('%.6f', quiet)}
 """
 
 
+class Outcome(NamedTuple):
+    decision: Decision
+    quiet_until: float  # nothing may show before this (epoch seconds), whatever the reader reads; 0: unknown
+
+
 def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[Decision], now: datetime,
-                      rules: Rules) -> Decision:
+                      rules: Rules) -> Outcome:
     """Count the story read, pick the first of `choices` the reader's history allows, record it."""
     if not choices:
         record_read_and_load(r, reader_id, slug, now, rules)
-        return NOTHING
-    index, reads = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
-                                             tail=plan(rules, choices))
+        return Outcome(NOTHING, 0.0)
+    index, reads, *quiet = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
+                                                     tail=plan(rules, choices))
     if index < 0:
-        return NOTHING
+        return Outcome(NOTHING, float(quiet[0]))
     chosen = choices[index]
-    return Decision(chosen.prompt, chosen.variant, chosen.control, int(reads))
+    return Outcome(Decision(chosen.prompt, chosen.variant, chosen.control, int(reads)), 0.0)
 
 
 def plan(rules: Rules, choices: list[Decision]) -> Packed:
@@ -294,7 +328,11 @@ def snooze(r: redis.Redis, reader_id: str, prompt_id: str, now: datetime, days: 
 def forget(r: redis.Redis, reader_id: str) -> None:
     """Delete everything kept about the reader (an opt-out), ended campaigns' impressions too."""
     shown = list(r.scan_iter(match=_shown_key(reader_id, "*"), count=1000))
-    r.delete(_reads_key(reader_id), _snooze_key(reader_id), _assigned_key(reader_id), *shown)
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(_reads_key(reader_id), _snooze_key(reader_id), _assigned_key(reader_id), *shown)
+    # A read still queued in some process (newsletter.deferred_reads) must not count it again.
+    pipe.set(f"prompt:forgotten:{reader_id}", 1, ex=FORGOTTEN_SECONDS)
+    pipe.execute()
 
 
 def assigned(r: redis.Redis, reader_id: str) -> dict[str, str]:

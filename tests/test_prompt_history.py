@@ -128,7 +128,9 @@ def test_forget_removes_everything_about_the_reader(broker):
     broker.zadd(f"prompt:shown:{READER}:an-ended-campaign", {"1": 1})
     assert prompt_history.assigned(broker, READER) == {"appeal": "exp:a"}
     prompt_history.forget(broker, READER)
-    assert broker.keys(f"prompt:*{READER}*") == []
+    # Only the mark that keeps a read queued elsewhere from counting the reader again, for a minute.
+    assert broker.keys(f"prompt:*{READER}*") == [f"prompt:forgotten:{READER}".encode()]
+    assert 0 < broker.ttl(f"prompt:forgotten:{READER}") <= prompt_history.FORGOTTEN_SECONDS
     assert prompt_history.assigned(broker, READER) == {}
 
 
@@ -152,7 +154,7 @@ def reader_in(rules, control: bool) -> str:
 def test_a_decision_in_redis_keeps_the_readers_bucket_shown_or_not(broker, control, bucket):
     reader = reader_in(SPLIT, control)
     choices = prompts.candidates(SPLIT, prompts.ReaderContext(id=reader), prompts.Story(slug="one"), NOW)
-    decision = prompt_history.decide_and_record(broker, reader, "one", choices, NOW, SPLIT)
+    decision = prompt_history.decide_and_record(broker, reader, "one", choices, NOW, SPLIT).decision
     assert (decision.prompt.id, decision.show) == ("appeal", not control)
     assert prompt_history.assigned(broker, reader) == {"appeal": bucket}
     assert SPLIT.history_days * 86400 - 5 < broker.ttl(f"prompt:assigned:{reader}") <= SPLIT.history_days * 86400
@@ -228,12 +230,14 @@ def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, s
     history = prompt_history.record_read_and_load(broker, python_reader, "today", NOW, active)
     in_python = prompts.prompt_decision(active, reader, story, history, NOW)
     choices = prompts.candidates(active, reader, story, NOW)
-    in_redis = prompt_history.decide_and_record(broker, redis_reader, "today", choices, NOW, active)
+    in_redis, quiet_until = prompt_history.decide_and_record(broker, redis_reader, "today", choices, NOW, active)
 
     # Python alone: the events counted with no Redis, the oracle both scripts answer to.
     in_model = prompts.prompt_decision(active, reader, story, modelled_history(active, reads, shown, snoozed), NOW)
 
     assert outcome(in_redis) == outcome(in_python) == outcome(in_model)
+    if in_redis.prompt is None:
+        assert_quiet_until(active, reader, story, shown, snoozed, quiet_until)
     prompt_history.record_decision(broker, python_reader, in_python, NOW, active.history_days)
     # Recorded as record_decision records it: the impression, and the reader's bucket.
     assert prompt_history.load(broker, redis_reader, NOW, active).impressions == \
@@ -247,15 +251,34 @@ def outcome(decision: prompts.Decision) -> tuple:
     return decision.prompt and decision.prompt.id, decision.articles_read
 
 
-def modelled_history(active, reads, shown, snoozed) -> prompts.History:
-    """The history given_history leaves and the page view adds ("today", read now), counted in
-    Python from the events themselves, as prompt_history documents its keys."""
+def assert_quiet_until(active, reader, story, shown, snoozed, quiet_until: float) -> None:
+    """What the script answers with nothing: no prompt may show before `quiet_until` however many
+    stories the reader reads meanwhile, and one may just after it (0: at once) if the reader reads enough."""
+    def shows(moment: float) -> bool:
+        at = datetime.fromtimestamp(moment, timezone.utc)
+        history = modelled_history(active, [], shown, snoozed, at)
+        every_story_read = prompts.History({w: prompt_history.MAX_READS for w in active.read_windows},
+                                           history.impressions, history.snoozed)
+        return prompts.prompt_decision(active, reader, story, every_story_read, at).prompt is not None
+
     now = NOW.timestamp()
-    read_at = [ago(days) for days in reads] + [now]  # each a distinct story
+    if quiet_until == 0:
+        assert shows(now)
+        return
+    assert quiet_until > now
+    assert not any(shows(moment) for moment in (now, (now + quiet_until) / 2, quiet_until - 0.001))
+    assert shows(quiet_until + 0.001)
+
+
+def modelled_history(active, reads, shown, snoozed, at: datetime = NOW) -> prompts.History:
+    """The history given_history leaves and the page view adds ("today", read now), counted in
+    Python from the events themselves, as prompt_history documents its keys; as it stands `at`."""
+    now = at.timestamp()
+    read_at = [ago(days) for days in reads] + [NOW.timestamp()]  # each a distinct story
     impressions = {}
-    for index, days in set(shown):  # the same moment twice is one impression
+    for index, days in shown:  # the same moment (to the microsecond, as kept) twice is one impression
         if index < len(active.prompts):
-            impressions.setdefault(active.prompts[index], []).append(ago(days))
+            impressions.setdefault(active.prompts[index], set()).add(ago(days))
     snoozed_until = {}
     for index, days in snoozed:  # a later snooze of a prompt replaces the earlier
         if index < len(active.prompts):

@@ -20,7 +20,8 @@ import redis
 from flask import Flask, Response, current_app, render_template, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from newsletter import articles, db, prompt_history, prompts
+from newsletter import articles, db, prompt_history, prompts, quiet_readers
+from newsletter.deferred_reads import DeferredReads
 from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
 from newsletter.prompt_audience import standing
@@ -75,6 +76,19 @@ def redis_client(app: Flask) -> redis.Redis | None:
         app.extensions["newsletter.prompt_redis"] = (
             redis.Redis.from_url(for_redis_py(url), **REDIS_TIMEOUTS) if url else None)
     return app.extensions["newsletter.prompt_redis"]
+
+
+def quiet(app: Flask) -> quiet_readers.QuietReaders:
+    """The readers this process knows nothing may be shown for a while."""
+    return app.extensions.setdefault("newsletter.quiet_readers", quiet_readers.QuietReaders())
+
+
+def deferred_reads(app: Flask) -> DeferredReads:
+    """The story reads this process counts a moment later (needs REDIS_URL)."""
+    if "newsletter.deferred_reads" not in app.extensions:
+        app.extensions["newsletter.deferred_reads"] = DeferredReads(
+            redis_client(app), app.config["PROMPT_READS_DELAY_SECONDS"])
+    return app.extensions["newsletter.deferred_reads"]
 
 
 def price() -> str:
@@ -210,11 +224,13 @@ def slot(story: Story) -> Slot:
 
 
 def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> Decision:
-    """A counted reader: the story read, the decision and its record in one Redis round trip.
-    Any other: decided without history, counted only in the variant's counters."""
+    """A counted reader: the story read, the decision and its record in one Redis round trip, or
+    none when nothing may show it for a while. Any other: decided without history, counted
+    only in the variant's counters."""
     choices = prompts.candidates(active, reader, story, now)
     if reader.counted:
-        return prompt_history.decide_and_record(store, reader.id, story.slug, choices, now, active)
+        return quiet_readers.decide(store, quiet(current_app), deferred_reads(current_app), reader.id,
+                                    story.slug, choices, now, active)
     decision = prompts.prompt_decision(active, reader, story, History(), now)
     if store is not None and not reader.bot:
         prompt_history.record_decision(store, reader.id, decision, now, active.history_days)

@@ -1,0 +1,98 @@
+"""Story reads counted in Redis a moment after the page view, many in one round trip.
+
+A page view whose decision needs nothing from Redis (newsletter.quiet_readers: nothing may
+show the reader for a while, or no prompt is a candidate) still counts the story read, but
+need not wait for Redis to count it: the read is queued in process, and a thread of the
+process sends what is queued every `delay` seconds (PROMPT_READS_DELAY_SECONDS), in one
+script call per few hundred reads, into the keys newsletter.prompt_history reads.
+
+What that costs: a read reaches Redis up to `delay` seconds late, and a process that dies
+(killed, not stopped: a stop sends the queue first) loses the reads it had queued, as
+losing Redis loses the history (a meter, not a ledger). While Redis is away the reads are
+dropped, logged; the queue never holds more than `most`. A reader who opts out in between
+is not counted again by a late read (prompt_history.forget leaves a mark the script heeds).
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+
+import redis
+
+from newsletter import prompt_history
+from newsletter.redis_script import ThreadScript
+
+log = logging.getLogger(__name__)
+
+BATCH = 400  # reads per script call: about 2 ms of Redis's time, others' commands wait no longer
+
+# ARGV[1] stories to keep per reader, then four per read: reader id, story, when (epoch
+# seconds), seconds to keep. As DECIDE_SCRIPT counts a read (newsletter.prompt_history).
+READS_SCRIPT = """
+local max_reads = tonumber(ARGV[1])
+for i = 2, #ARGV, 4 do
+  local reader = ARGV[i]
+  if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 0 then
+    local key = 'prompt:reads:' .. reader
+    if redis.call('ZADD', key, ARGV[i + 2], ARGV[i + 1]) == 1 then
+      redis.call('ZREMRANGEBYRANK', key, 0, -max_reads - 1)
+    end
+    redis.call('EXPIRE', key, ARGV[i + 3])
+  end
+end
+return 0
+"""
+
+
+class DeferredReads:
+    """`add(reader_id, slug, moment, keep_seconds)` queues a read; a thread of the process sends them."""
+
+    def __init__(self, client: redis.Redis, delay: float, most: int = 100_000) -> None:
+        self.script, self.delay, self.most = ThreadScript(client, READS_SCRIPT), delay, most
+        self.queue: deque[tuple[str, str, str, int]] = deque()
+        self.lock = threading.Lock()
+        self.pid: int | None = None
+
+    def add(self, reader_id: str, slug: str, moment: float, keep_seconds: int) -> None:
+        if self.pid != os.getpid():
+            self._start()
+        if len(self.queue) < self.most:
+            self.queue.append((reader_id, slug, f"{moment:.6f}", keep_seconds))
+
+    def flush(self) -> int:
+        """Send every read queued now; the number sent. Reads Redis refuses are dropped, logged."""
+        sent = 0
+        with self.lock:
+            while self.queue:
+                batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]
+                try:
+                    self.script(keys=(), args=[prompt_history.MAX_READS, *(v for read in batch for v in read)])
+                except redis.RedisError as error:
+                    log.warning("%d story reads not counted: Redis did not answer or refused (%s)",
+                                len(batch) + len(self.queue), error)
+                    self.queue.clear()
+                    break
+                sent += len(batch)
+        return sent
+
+    def _start(self) -> None:
+        """The sending thread, once per process (a forked worker starts its own)."""
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.queue.clear()  # the parent's, if forked with some: the parent sends them
+            self.pid = os.getpid()
+            threading.Thread(target=self._send_forever, name="deferred-reads", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _send_forever(self) -> None:
+        while True:
+            time.sleep(self.delay)
+            try:
+                self.flush()
+            except Exception:  # a thread that died would leave every later read queued for ever
+                log.exception("queued story reads not sent")
