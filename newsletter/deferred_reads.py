@@ -49,19 +49,23 @@ return 0
 
 
 class DeferredReads:
-    """`add(reader_id, slug, moment, keep_seconds)` queues a read; a thread of the process sends them."""
+    """`add(reader_id, slug, moment, keep_seconds)` queues a read; a thread of the process sends
+    them, running while there are reads to send (a process without reads keeps no thread)."""
 
     def __init__(self, client: redis.Redis, delay: float, most: int = 100_000) -> None:
         self.script, self.delay, self.most = ThreadScript(client, READS_SCRIPT), delay, most
         self.queue: deque[tuple[str, str, str, int]] = deque()
         self.lock = threading.Lock()
-        self.pid: int | None = None
+        self.pid, self.sending = os.getpid(), False
+        atexit.register(self.flush)  # a stopping process sends what it queued (a forked one too)
 
     def add(self, reader_id: str, slug: str, moment: float, keep_seconds: int) -> None:
         if self.pid != os.getpid():
-            self._start()
+            self._forked()
         if len(self.queue) < self.most:
             self.queue.append((reader_id, slug, f"{moment:.6f}", keep_seconds))
+        if not self.sending:
+            self._start()
 
     def flush(self) -> int:
         """Send every read queued now; the number sent. Reads Redis refuses are dropped, logged."""
@@ -79,20 +83,29 @@ class DeferredReads:
                 sent += len(batch)
         return sent
 
-    def _start(self) -> None:
-        """The sending thread, once per process (a forked worker starts its own)."""
+    def _forked(self) -> None:
+        """In a process forked from the one that made this: the queue copied is the parent's to send."""
         with self.lock:
-            if self.pid == os.getpid():
-                return
-            self.queue.clear()  # the parent's, if forked with some: the parent sends them
-            self.pid = os.getpid()
-            threading.Thread(target=self._send_forever, name="deferred-reads", daemon=True).start()
-            atexit.register(self.flush)
+            if self.pid != os.getpid():
+                self.queue.clear()
+                self.pid, self.sending = os.getpid(), False
 
-    def _send_forever(self) -> None:
+    def _start(self) -> None:
+        with self.lock:
+            if not self.sending:
+                self.sending = True
+                threading.Thread(target=self._send_while_busy, name="deferred-reads", daemon=True).start()
+
+    def _send_while_busy(self) -> None:
         while True:
             time.sleep(self.delay)
             try:
                 self.flush()
             except Exception:  # a thread that died would leave every later read queued for ever
                 log.exception("queued story reads not sent")
+            # Stop when nothing came meanwhile. A read added between these two lines finds
+            # `sending` off and starts another thread, or is seen here and this one goes on.
+            self.sending = False
+            if not self.queue:
+                return
+            self.sending = True

@@ -2,7 +2,8 @@
 
 Per anonymous reader id, keys each bounded and expiring:
 - `prompt:reads:<id>`: sorted set, story slug -> when last read (distinct stories);
-- `prompt:shown:<id>:<prompt id>`: sorted set of the prompt's impressions (time -> time);
+- `prompt:shown:<id>:<prompt id>`: sorted set of the prompt's impressions (time -> time),
+  the control's would-be ones too (it is held to the cap as if shown);
 - `prompt:snooze:<id>`: hash, prompt id -> snoozed until (epoch seconds);
 - `prompt:forgotten:<id>`: set for a minute when the reader's history is deleted (an opt-out);
 - `prompt:assigned:<id>`: hash, prompt id -> the counter id of the reader's last assignment
@@ -78,8 +79,13 @@ local function remember_assignment(key, prompt_id, counter, most, keep)
 end
 """
 
+# The control is held to its prompt's cap and gap as if it had been shown: each decision of
+# it is kept among the reader's impressions of the prompt (not in the `impressions` count), so
+# a control reader stops being assigned when the variants' readers stop being shown, and the
+# lower-priority prompts reach both alike.
+#
 # What a decision leaves: KEYS[1] the prompt's impressions for the reader (ARGV[1] the
-# time, '' when nothing was shown or the reader is not counted), KEYS[2] the counters,
+# time, '' when the reader is not counted), KEYS[2] the counters,
 # KEYS[3] the distinct readers assigned (ARGV[4] the reader id, '' for none), KEYS[4] the
 # reader's assignments (ARGV[6] the prompt id -> ARGV[7] the counter id, at most ARGV[8]
 # prompts; ARGV[3] seconds to keep).
@@ -167,12 +173,10 @@ for i = 8, #ARGV, 8 do
   end
   if ok then
     local stats = 'prompt:stats:' .. counter
-    if show then
-      redis.call('ZADD', shown, now, ARGV[1])
-      redis.call('ZREMRANGEBYRANK', shown, 0, -max_shown - 1)
-      redis.call('EXPIRE', shown, keep)
-      redis.call('HINCRBY', stats, 'impressions', 1)
-    end
+    redis.call('ZADD', shown, now, ARGV[1])
+    redis.call('ZREMRANGEBYRANK', shown, 0, -max_shown - 1)
+    redis.call('EXPIRE', shown, keep)
+    if show then redis.call('HINCRBY', stats, 'impressions', 1) end
     redis.call('HINCRBY', stats, 'assigned', 1)
     redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
     remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
@@ -281,7 +285,7 @@ def record_decision(r: redis.Redis, reader_id: str | None, decision: Decision, n
     if decision.prompt is None or (reader_id is None and not counts_readers_without_id(decision.prompt)):
         return
     counter = counter_id(decision)
-    shown = f"{now.timestamp():.6f}" if decision.show and reader_id else ""
+    shown = f"{now.timestamp():.6f}" if reader_id else ""  # the control's too: held to the cap
     keys = [_shown_key(reader_id or "-", decision.prompt.id), f"prompt:stats:{counter}",
             f"prompt:readers:assigned:{counter}", _assigned_key(reader_id or "-")]
     args = [shown, MAX_IMPRESSIONS, keep_days * 86400, reader_id or "", "1" if decision.show else "",

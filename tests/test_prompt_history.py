@@ -71,10 +71,11 @@ def test_impressions_are_bounded(broker):
     assert broker.zcard(f"prompt:shown:{READER}:appeal") == prompt_history.MAX_IMPRESSIONS
 
 
-def test_the_control_is_assigned_but_makes_no_impression(broker):
+def test_the_control_is_assigned_and_held_to_the_cap_but_counts_no_impression(broker):
     decision = prompts.Decision(prompt=APPEAL, control=True)
     prompt_history.record_decision(broker, READER, decision, NOW, 31)
-    assert prompt_history.load(broker, READER, NOW, RULES).impressions == {}
+    # In the reader's history as if shown (the cap holds it back alike), not in the counts.
+    assert prompt_history.load(broker, READER, NOW, RULES).impressions == {"appeal": (1, NOW.timestamp())}
     counted = prompt_history.counts(broker, "exp:control")
     assert counted["assigned_readers"] == 1 and counted["impressions"] == 0
 
@@ -158,6 +159,30 @@ def test_a_decision_in_redis_keeps_the_readers_bucket_shown_or_not(broker, contr
     assert (decision.prompt.id, decision.show) == ("appeal", not control)
     assert prompt_history.assigned(broker, reader) == {"appeal": bucket}
     assert SPLIT.history_days * 86400 - 5 < broker.ttl(f"prompt:assigned:{reader}") <= SPLIT.history_days * 86400
+
+
+CAPPED_SPLIT = parse_rules({"version": "c", "prompts": [
+    {"id": "appeal", "kind": "membership", "priority": 2, "frequency_cap": {"impressions": 2, "window_days": 30},
+     "experiment": {"name": "split", "control_share": 0.5, "variants": [{"id": "split:a"}]}},
+    {"id": "daily", "kind": "newsletter", "priority": 1}]})
+
+
+@pytest.mark.parametrize("control", [False, True])
+def test_the_control_is_held_to_the_cap_as_the_variants_readers_are(broker, control):
+    """Both get the appeal's bucket twice (the cap), then the sign-up, shown or held back alike;
+    only the variant's count impressions."""
+    reader, story = reader_in(CAPPED_SPLIT, control), prompts.Story(slug="one")
+    context = prompts.ReaderContext(id=reader)
+    got = []
+    for hour in range(3):
+        at = NOW + timedelta(hours=hour)
+        choices = prompts.candidates(CAPPED_SPLIT, context, story, at)
+        got.append(prompt_history.decide_and_record(broker, reader, f"story-{hour}", choices, at, CAPPED_SPLIT)
+                   .decision.prompt.id)
+    assert got == ["appeal", "appeal", "daily"]
+    bucket = "split:control" if control else "split:a"
+    assert prompt_history.counts(broker, bucket)["assigned"] == 2
+    assert prompt_history.counts(broker, bucket)["impressions"] == (0 if control else 2)
 
 
 def test_a_recorded_decision_keeps_the_readers_bucket_shown_or_not(broker):

@@ -1,0 +1,108 @@
+"""Story reads sent to a real Redis a moment later, in batches, by a thread of the process."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import redis
+
+from newsletter import prompt_history
+from newsletter.deferred_reads import DeferredReads
+from newsletter.mailcatcher import free_port
+
+READER, OTHER = "a" * 32, "b" * 32
+NOW = 1_764_072_000.0
+KEEP = 31 * 86400
+
+
+def read_stories(broker, reader: str) -> list[str]:
+    return [slug.decode() for slug in broker.zrange(f"prompt:reads:{reader}", 0, -1)]
+
+
+def wait_for(condition, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_the_thread_sends_the_reads_within_its_delay_and_stops_when_idle(broker):
+    reads = DeferredReads(broker, delay=0.05)
+    reads.add(READER, "one", NOW, KEEP)
+    reads.add(READER, "two", NOW + 1, KEEP)
+    assert wait_for(lambda: len(read_stories(broker, READER)) == 2)
+    assert read_stories(broker, READER) == ["one", "two"]
+    assert broker.zscore(f"prompt:reads:{READER}", "two") == NOW + 1
+    assert KEEP - 5 < broker.ttl(f"prompt:reads:{READER}") <= KEEP
+
+    assert wait_for(lambda: not reads.sending)  # nothing more to send: no thread kept
+    reads.add(READER, "three", NOW + 2, KEEP)  # another starts
+    assert wait_for(lambda: len(read_stories(broker, READER)) == 3)
+
+
+def test_reads_are_bounded_and_trimmed_as_the_decision_trims_them(broker):
+    reads = DeferredReads(broker, delay=3600)
+    for n in range(prompt_history.MAX_READS + 3):
+        reads.add(READER, f"story-{n}", NOW + n, KEEP)
+    assert reads.flush() == prompt_history.MAX_READS + 3  # in several script calls
+    assert broker.zcard(f"prompt:reads:{READER}") == prompt_history.MAX_READS
+    assert broker.zscore(f"prompt:reads:{READER}", "story-2") is None
+
+    full = DeferredReads(broker, delay=3600, most=2)
+    for n in range(3):
+        full.add(OTHER, f"s{n}", NOW, KEEP)
+    assert full.flush() == 2  # the queue holds `most` at most
+
+
+def test_a_read_queued_before_an_opt_out_does_not_count_the_reader_again(broker):
+    reads = DeferredReads(broker, delay=3600)
+    reads.add(READER, "one", NOW, KEEP)
+    reads.add(OTHER, "one", NOW, KEEP)
+    prompt_history.forget(broker, READER)
+    reads.flush()
+    assert read_stories(broker, READER) == [] and read_stories(broker, OTHER) == ["one"]
+
+
+def test_redis_away_drops_the_queued_reads_logged_and_later_ones_are_sent(broker, caplog):
+    away = redis.Redis(port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
+    reads = DeferredReads(away, delay=3600)
+    reads.add(READER, "one", NOW, KEEP)
+    with caplog.at_level(logging.WARNING, logger="newsletter.deferred_reads"):
+        assert reads.flush() == 0
+    assert "1 story reads not counted" in caplog.text
+    assert reads.flush() == 0  # dropped, not retried for ever
+
+    refusing = DeferredReads(broker, delay=3600)
+    broker.set(f"prompt:reads:{READER}", "not a sorted set")  # Redis refuses the script (WRONGTYPE)
+    refusing.add(READER, "one", NOW, KEEP)
+    assert refusing.flush() == 0
+    broker.delete(f"prompt:reads:{READER}")
+    refusing.add(READER, "two", NOW, KEEP)
+    assert refusing.flush() == 1 and read_stories(broker, READER) == ["two"]
+
+
+def test_a_forked_process_sends_its_own_reads_not_its_parents(broker):
+    reads = DeferredReads(broker, delay=3600)
+    reads.add(READER, "parent's", NOW, KEEP)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's result is its exit status
+        reads.add(OTHER, "child's", NOW, KEEP)
+        os._exit(0 if reads.flush() == 1 else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert read_stories(broker, OTHER) == ["child's"] and read_stories(broker, READER) == []
+    assert reads.flush() == 1 and read_stories(broker, READER) == ["parent's"]
+
+
+def test_a_process_that_stops_sends_what_it_queued_first(broker, redis_url):
+    program = textwrap.dedent(f"""
+        from newsletter.deferred_reads import DeferredReads
+        from newsletter.redis_url import client
+        DeferredReads(client({redis_url!r}), delay=3600).add({READER!r}, "last", {NOW}, {KEEP})
+    """)
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
+    assert read_stories(broker, READER) == ["last"]
