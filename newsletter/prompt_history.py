@@ -139,8 +139,9 @@ end
 # script makes as few as the answer needs: the read window's count and the snoozes are
 # read once, a story read again does not trim. The keys are made here from those ids, as
 # the Python functions name them, so the script needs a single Redis server, not a cluster.
-# When nothing may show, it also answers until when that holds whatever the reader reads
-# (the earliest free_at of the candidates): newsletter.quiet_readers keeps that in process.
+# It also answers until when, after this decision, nothing may show whatever the reader reads
+# (the earliest free_at of the candidates, as they stand after it): newsletter.quiet_readers
+# keeps that in process.
 DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
@@ -180,7 +181,15 @@ for i = 8, #ARGV, 8 do
     redis.call('HINCRBY', stats, 'assigned', 1)
     redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
     remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
-    return {(i - 8) / 8, reads}
+    -- Until when nothing may show after this: the ones before it as they were, it and the
+    -- ones after it as they are now (most often 0 at once: this one may show again).
+    local after = math.min(quiet, free_at(now, shown, 0, cap, tonumber(ARGV[i + 5]), gap))
+    for j = i + 8, #ARGV, 8 do
+      if after == 0 then break end
+      after = math.min(after, free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[j], snoozed_until[ARGV[j]] or 0,
+                                      tonumber(ARGV[j + 4]), tonumber(ARGV[j + 5]), tonumber(ARGV[j + 6])))
+    end
+    return {(i - 8) / 8, reads, string.format('%.6f', after)}
   end
   quiet = math.min(quiet, free_at(now, shown, snoozed_until[id] or 0, cap, tonumber(ARGV[i + 5]), gap))
 end
@@ -190,7 +199,9 @@ return {-1, 0, string.format('%.6f', quiet)}
 
 class Outcome(NamedTuple):
     decision: Decision
-    quiet_until: float  # nothing may show before this (epoch seconds), whatever the reader reads; 0: unknown
+    # After this decision nothing may show before this time (epoch seconds), whatever the reader
+    # reads meanwhile; 0 when something may show on the next page view.
+    quiet_until: float
 
 
 def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[Decision], now: datetime,
@@ -199,12 +210,12 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
     if not choices:
         record_read_and_load(r, reader_id, slug, now, rules)
         return Outcome(NOTHING, 0.0)
-    index, reads, *quiet = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
+    index, reads, quiet = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
                                                      tail=plan(rules, choices))
     if index < 0:
-        return Outcome(NOTHING, float(quiet[0]))
+        return Outcome(NOTHING, float(quiet))
     chosen = choices[index]
-    return Outcome(Decision(chosen.prompt, chosen.variant, chosen.control, int(reads)), 0.0)
+    return Outcome(Decision(chosen.prompt, chosen.variant, chosen.control, int(reads)), float(quiet))
 
 
 def plan(rules: Rules, choices: list[Decision]) -> Packed:

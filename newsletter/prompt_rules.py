@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from newsletter import prompt_rules_check as check
@@ -71,14 +71,14 @@ class Rules:
     enabled: bool
     prompts: tuple[Prompt, ...]  # highest priority first
 
-    @property
+    @cached_property  # asked on every page view; the rules never change
     def history_days(self) -> int:
         """How long a reader's history must be kept for every window (and gap) to be counted."""
         windows = [max(p.read_window_days, p.cap_window_days, p.snooze_days, p.min_gap_hours / 24)
                    for p in self.prompts]
         return int(max(windows, default=30)) + 1
 
-    @property
+    @cached_property
     def read_windows(self) -> tuple[int, ...]:
         """The read windows (days) the prompts count stories in."""
         return tuple(sorted({p.read_window_days for p in self.prompts}))

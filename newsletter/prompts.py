@@ -87,12 +87,17 @@ def prompt_decision(rules: Rules, reader: ReaderContext, story: Story, history: 
 
 def candidates(rules: Rules, reader: ReaderContext, story: Story, now: datetime) -> list[Decision]:
     """The prompts that may show, by priority, each in the reader's bucket, before their history
-    is looked at: audience, dates, story, and for readers not counted only history-free ones."""
+    is looked at (`in_play`)."""
+    return [assigned(prompt, reader, 0) for prompt in in_play(rules, reader, story, now)]
+
+
+def in_play(rules: Rules, reader: ReaderContext, story: Story, now: datetime) -> tuple[Prompt, ...]:
+    """The prompts that may show, by priority, before the reader's bucket and history are looked
+    at: audience, dates, story, and for readers not counted only history-free ones."""
     if not rules.enabled or reader.bot or reader.state == "member":
-        return []
-    return [assigned(prompt, reader, 0)
-            for prompt in eligible(rules, reader.state, reader.subscriber, reader.counted, story)
-            if running(prompt, now)]
+        return ()
+    return tuple(prompt for prompt in eligible(rules, reader.state, reader.subscriber, reader.counted, story)
+                 if running(prompt, now))
 
 
 @lru_cache(maxsize=4096)

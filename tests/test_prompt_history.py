@@ -261,8 +261,9 @@ def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, s
     in_model = prompts.prompt_decision(active, reader, story, modelled_history(active, reads, shown, snoozed), NOW)
 
     assert outcome(in_redis) == outcome(in_python) == outcome(in_model)
-    if in_redis.prompt is None:
-        assert_quiet_until(active, reader, story, shown, snoozed, quiet_until)
+    # Until when nothing may show after this decision, its own impression counted.
+    now_shown = [(active.prompts.index(in_redis.prompt), 0.0)] if in_redis.prompt else []
+    assert_quiet_until(active, reader, story, shown + now_shown, snoozed, quiet_until)
     prompt_history.record_decision(broker, python_reader, in_python, NOW, active.history_days)
     # Recorded as record_decision records it: the impression, and the reader's bucket.
     assert prompt_history.load(broker, redis_reader, NOW, active).impressions == \
@@ -277,7 +278,7 @@ def outcome(decision: prompts.Decision) -> tuple:
 
 
 def assert_quiet_until(active, reader, story, shown, snoozed, quiet_until: float) -> None:
-    """What the script answers with nothing: no prompt may show before `quiet_until` however many
+    """What the script answers with its decision: no prompt may show before `quiet_until` however many
     stories the reader reads meanwhile, and one may just after it (0: at once) if the reader reads enough."""
     def shows(moment: float) -> bool:
         at = datetime.fromtimestamp(moment, timezone.utc)

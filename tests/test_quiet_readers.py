@@ -28,8 +28,8 @@ def script_calls(broker) -> int:
 
 
 def decide(broker, quiet, reads, at, slug="one", rules=RULES, story=STORY):
-    choices = prompts.candidates(rules, prompts.ReaderContext(id=READER), story, at)
-    return quiet_readers.decide(broker, quiet, reads, READER, slug, choices, at, rules)
+    story = prompts.Story(slug=slug, section=story.section, members_only=story.members_only)
+    return quiet_readers.decide(broker, quiet, reads, rules, prompts.ReaderContext(id=READER), story, at)
 
 
 def test_a_capped_reader_is_answered_in_process_until_the_cap_lets_go(broker, reads):

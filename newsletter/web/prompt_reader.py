@@ -227,10 +227,9 @@ def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> De
     """A counted reader: the story read, the decision and its record in one Redis round trip, or
     none when nothing may show it for a while. Any other: decided without history, counted
     only in the variant's counters."""
-    choices = prompts.candidates(active, reader, story, now)
     if reader.counted:
-        return quiet_readers.decide(store, quiet(current_app), deferred_reads(current_app), reader.id,
-                                    story.slug, choices, now, active)
+        return quiet_readers.decide(store, quiet(current_app), deferred_reads(current_app), active, reader, story,
+                                    now)
     decision = prompts.prompt_decision(active, reader, story, History(), now)
     if store is not None and not reader.bot:
         prompt_history.record_decision(store, reader.id, decision, now, active.history_days)
