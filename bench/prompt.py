@@ -372,7 +372,13 @@ def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
     print(f"round trips: (b) made {prompt.round_trips:.2f} script calls to Redis per request (medians); the "
           f"others were readers nothing may be shown for a while, answered in process "
           "(newsletter/quiet_readers.py), their reads sent a moment later in batches")
-    ratio = prompt.rate / bare.rate if bare.rate else 0.0
+    # Each round's (b) over its own (a), measured a minute apart, then the median: a neighbour
+    # that slows one phase moves one round's ratio, not the verdict (medians of each route
+    # apart could pair a fast (a) with a slow (b) and the other way round).
+    ratios = [phases[2].rate / phases[0].rate if phases[0].rate else 0.0 for phases in rounds]
+    ratio = statistics.median(ratios)
+    print("ratios:    (b)/(a) per round " + ", ".join(f"{r:.2f}" for r in ratios) + f"; their median {ratio:.2f}; "
+          f"the routes' medians' {prompt.rate / bare.rate if bare.rate else 0.0:.2f}")
     print(f"floor:     (c)/(a) {floor.rate / bare.rate if bare.rate else 0.0:.2f}: a route making one Redis "
           f"round trip and nothing else; the decision made {ratio / (floor.rate / bare.rate or 1):.0%} "
           "of it, (b)/(c)" if floor.rate else "floor:     (c) answered nothing")
