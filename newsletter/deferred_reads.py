@@ -3,8 +3,9 @@
 A page view whose decision needs nothing from Redis (newsletter.quiet_readers: nothing may
 show the reader for a while, or no prompt is a candidate) still counts the story read, but
 need not wait for Redis to count it: the read is queued in process, and a thread of the
-process sends what is queued every `delay` seconds (PROMPT_READS_DELAY_SECONDS), in one
-script call per few hundred reads, into the keys newsletter.prompt_history reads.
+process sends what came in `delay` seconds (PROMPT_READS_DELAY_SECONDS) after the first of
+them, in one script call per few hundred reads, into the keys newsletter.prompt_history reads.
+The thread holds one Redis connection for the process's life.
 
 What that costs: a read reaches Redis up to `delay` seconds late, and a process that dies
 (killed, not stopped: a stop sends the queue first) loses the reads it had queued, as
@@ -50,22 +51,21 @@ return 0
 
 class DeferredReads:
     """`add(reader_id, slug, moment, keep_seconds)` queues a read; a thread of the process sends
-    them, running while there are reads to send (a process without reads keeps no thread)."""
+    them, waiting (no CPU) while there is nothing to send."""
 
     def __init__(self, client: redis.Redis, delay: float, most: int = 100_000) -> None:
         self.script, self.delay, self.most = ThreadScript(client, READS_SCRIPT), delay, most
         self.queue: deque[tuple[str, str, str, int]] = deque()
-        self.lock = threading.Lock()
-        self.pid, self.sending = os.getpid(), False
+        self.lock, self.wake = threading.Lock(), threading.Event()
+        self.pid, self.sender = os.getpid(), None  # the process, and the pid its thread runs in
         atexit.register(self.flush)  # a stopping process sends what it queued (a forked one too)
 
     def add(self, reader_id: str, slug: str, moment: float, keep_seconds: int) -> None:
-        if self.pid != os.getpid():
-            self._forked()
+        if self.sender != os.getpid():
+            self._start()
         if len(self.queue) < self.most:
             self.queue.append((reader_id, slug, f"{moment:.6f}", keep_seconds))
-        if not self.sending:
-            self._start()
+        self.wake.set()
 
     def flush(self) -> int:
         """Send every read queued now; the number sent. Reads Redis refuses are dropped, logged."""
@@ -83,29 +83,29 @@ class DeferredReads:
                 sent += len(batch)
         return sent
 
-    def _forked(self) -> None:
-        """In a process forked from the one that made this: the queue copied is the parent's to send."""
-        with self.lock:
-            if self.pid != os.getpid():
-                self.queue.clear()
-                self.pid, self.sending = os.getpid(), False
-
     def _start(self) -> None:
+        """The sending thread: one per process, for the process's life (a forked process starts
+        its own; the queue it copied is its parent's to send)."""
         with self.lock:
-            if not self.sending:
-                self.sending = True
-                threading.Thread(target=self._send_while_busy, name="deferred-reads", daemon=True).start()
+            pid = os.getpid()
+            if self.sender == pid:
+                return
+            if self.pid != pid:
+                self.queue.clear()
+                self.pid = pid
+            try:
+                threading.Thread(target=self._send_forever, name="deferred-reads", daemon=True).start()
+            except RuntimeError:  # no thread to be had: the reads wait for the next try, or the exit
+                log.exception("story reads queued, not sent yet")
+                return
+            self.sender = pid
 
-    def _send_while_busy(self) -> None:
+    def _send_forever(self) -> None:
         while True:
-            time.sleep(self.delay)
+            self.wake.wait()
+            time.sleep(self.delay)  # what comes meanwhile goes in the same call
+            self.wake.clear()  # before sending: a read added from here on wakes the next round
             try:
                 self.flush()
             except Exception:  # a thread that died would leave every later read queued for ever
                 log.exception("queued story reads not sent")
-            # Stop when nothing came meanwhile. A read added between these two lines finds
-            # `sending` off and starts another thread, or is seen here and this one goes on.
-            self.sending = False
-            if not self.queue:
-                return
-            self.sending = True

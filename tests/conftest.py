@@ -160,6 +160,9 @@ def app_config(database_url, redis_url, smtp_server, tmp_path):
 def app(app_config):
     app = create_app(app_config)
     yield app
+    reads = app.extensions.get("newsletter.deferred_reads")
+    if reads is not None:
+        reads.flush()  # now, not a moment later into the next test's Redis
     # The publisher keeps a broker connection pool; close it with the app.
     if app.extensions.get("celery") is not None:
         app.extensions["celery"].close()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import redis
@@ -30,7 +31,7 @@ def wait_for(condition, seconds: float = 5) -> bool:
     return condition()
 
 
-def test_the_thread_sends_the_reads_within_its_delay_and_stops_when_idle(broker):
+def test_one_thread_sends_the_reads_within_its_delay_and_waits_for_more(broker):
     reads = DeferredReads(broker, delay=0.05)
     reads.add(READER, "one", NOW, KEEP)
     reads.add(READER, "two", NOW + 1, KEEP)
@@ -39,9 +40,16 @@ def test_the_thread_sends_the_reads_within_its_delay_and_stops_when_idle(broker)
     assert broker.zscore(f"prompt:reads:{READER}", "two") == NOW + 1
     assert KEEP - 5 < broker.ttl(f"prompt:reads:{READER}") <= KEEP
 
-    assert wait_for(lambda: not reads.sending)  # nothing more to send: no thread kept
-    reads.add(READER, "three", NOW + 2, KEEP)  # another starts
-    assert wait_for(lambda: len(read_stories(broker, READER)) == 3)
+    threads, connections = sending_threads(), len(broker.connection_pool._in_use_connections)
+    for n in range(3, 8):  # later reads, spaced past the delay: the same thread, the same connection
+        time.sleep(0.08)
+        reads.add(READER, f"story-{n}", NOW + n, KEEP)
+    assert wait_for(lambda: len(read_stories(broker, READER)) == 7)
+    assert sending_threads() == threads and len(broker.connection_pool._in_use_connections) == connections
+
+
+def sending_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "deferred-reads" and t.is_alive())
 
 
 def test_reads_are_bounded_and_trimmed_as_the_decision_trims_them(broker):

@@ -1,4 +1,4 @@
-"""Readers nothing may be shown for a while, answered in process, against a real Redis."""
+"""Readers nothing may be shown for a while, answered without a round trip, against a real Redis."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -15,7 +15,6 @@ READER = "a" * 32
 RULES = parse_rules({"version": "q", "prompts": [
     {"id": "appeal", "kind": "membership", "min_reads": 1,
      "frequency_cap": {"impressions": 2, "window_days": 7, "min_gap_hours": 12}}]})
-STORY = prompts.Story(slug="one")
 
 
 @pytest.fixture
@@ -23,77 +22,98 @@ def reads(broker):
     return DeferredReads(broker, delay=3600)  # sent only when the test says (flush)
 
 
+class Browser:
+    """Keeps the last quiet claim the decisions gave, as the web layer's cookie does."""
+
+    def __init__(self) -> None:
+        self.fingerprint, self.until = "", 0.0
+
+    def claimed(self, fingerprint: str) -> float:
+        return self.until if fingerprint == self.fingerprint else 0.0
+
+    def keep(self, counted: quiet_readers.Counted) -> quiet_readers.Counted:
+        if counted.quiet_until:
+            self.fingerprint, self.until = counted.fingerprint, counted.quiet_until
+        return counted
+
+
 def script_calls(broker) -> int:
     return int(broker.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
 
-def decide(broker, quiet, reads, at, slug="one", rules=RULES, story=STORY):
-    story = prompts.Story(slug=slug, section=story.section, members_only=story.members_only)
-    return quiet_readers.decide(broker, quiet, reads, rules, prompts.ReaderContext(id=READER), story, at)
+def decide(broker, reads, browser, at, slug="one", rules=RULES, section="News", members_only=False):
+    story = prompts.Story(slug=slug, section=section, members_only=members_only)
+    counted = quiet_readers.decide(broker, reads, rules, prompts.ReaderContext(id=READER), story, at, browser.claimed)
+    return browser.keep(counted)
 
 
-def test_a_capped_reader_is_answered_in_process_until_the_cap_lets_go(broker, reads):
-    quiet = quiet_readers.QuietReaders()
-    shown = [decide(broker, quiet, reads, NOW + timedelta(days=d)).show for d in (0, 1)]
-    assert shown == [True, True]
-    assert not decide(broker, quiet, reads, NOW + timedelta(days=2)).show  # capped: Redis says so, and until when
+def test_a_capped_reader_is_answered_without_a_round_trip_until_the_cap_lets_go(broker, reads):
+    browser = Browser()
+    first = decide(broker, reads, browser, NOW)
+    assert first.decision.show and first.quiet_until == (NOW + timedelta(hours=12)).timestamp()  # the gap
+    second = decide(broker, reads, browser, NOW + timedelta(days=1))
+    # The cap's second impression: nothing until the first leaves the week's window.
+    assert second.decision.show and second.quiet_until == (NOW + timedelta(days=7)).timestamp()
     calls = script_calls(broker)
-    for minutes in (1, 2, 3):
-        assert not decide(broker, quiet, reads, NOW + timedelta(days=2, minutes=minutes), slug=f"s{minutes}").show
+    for hours in (1, 30, 100):
+        counted = decide(broker, reads, browser, NOW + timedelta(days=1, hours=hours), slug=f"s{hours}")
+        assert counted.decision is prompts.NOTHING and counted.fingerprint == second.fingerprint
     assert script_calls(broker) == calls  # no round trip
     assert reads.flush() == 3  # the reads, sent later
-    assert prompt_history.stories_read(broker, READER, NOW + timedelta(days=3), 30) == 4
-
-    # Kept LONGEST seconds at most, then asked again (still capped).
-    calls = script_calls(broker)
-    later = NOW + timedelta(days=2, seconds=quiet_readers.LONGEST + 1)
-    assert not decide(broker, quiet, reads, later).show and script_calls(broker) == calls + 1
+    assert prompt_history.stories_read(broker, READER, NOW + timedelta(days=6), 30) == 4  # "one" twice is one
     # The cap lets go a week after the first impression: the appeal again.
-    assert decide(broker, quiet, reads, NOW + timedelta(days=7, seconds=1)).show
+    assert decide(broker, reads, browser, NOW + timedelta(days=7, seconds=1)).decision.show
 
 
-def test_a_reader_short_of_the_threshold_is_asked_every_time(broker, reads):
+def test_without_the_claim_redis_is_asked_and_says_the_same(broker, reads):
+    browser = Browser()
+    decide(broker, reads, browser, NOW)
+    decide(broker, reads, browser, NOW + timedelta(days=1))
+    forgetful = Browser()  # cookies cleared: asked again, nothing again, the claim again
+    counted = decide(broker, reads, forgetful, NOW + timedelta(days=2))
+    assert counted.decision is prompts.NOTHING and counted.quiet_until == browser.until
+
+
+def test_a_reader_short_of_the_threshold_gets_no_claim(broker, reads):
     rules = parse_rules({"version": "m", "prompts": [{"id": "appeal", "kind": "membership", "min_reads": 3}]})
-    quiet = quiet_readers.QuietReaders()
-    calls = script_calls(broker)
-    got = [decide(broker, quiet, reads, NOW + timedelta(minutes=n), slug=f"s{n}", rules=rules).show for n in range(3)]
-    assert got == [False, False, True]  # the next read may change the answer: never kept
-    assert script_calls(broker) == calls + 3
+    browser = Browser()
+    got = [decide(broker, reads, browser, NOW + timedelta(minutes=n), slug=f"s{n}", rules=rules) for n in range(3)]
+    assert [c.decision.show for c in got] == [False, False, True]
+    assert [c.quiet_until for c in got] == [0, 0, 0]  # the next read may change the answer
 
 
-def test_other_candidates_are_asked_anew(broker, reads):
-    """Quiet for the appeal alone says nothing of a story where the sign-up is a candidate too."""
+def test_other_prompts_in_play_have_another_fingerprint(broker, reads):
+    """Quiet for the appeal alone says nothing of a story where the sign-up is in play too."""
     rules = parse_rules({"version": "two", "prompts": [
         {"id": "appeal", "kind": "membership", "priority": 2, "frequency_cap": {"impressions": 1, "window_days": 7}},
         {"id": "daily", "kind": "newsletter", "priority": 1, "exclude_sections": ["Sport"]}]})
-    quiet = quiet_readers.QuietReaders()
-    sport = prompts.Story(slug="match", section="Sport")
-    assert decide(broker, quiet, reads, NOW, slug="match", rules=rules, story=sport).prompt.id == "appeal"
-    assert decide(broker, quiet, reads, NOW + timedelta(minutes=1), slug="match", rules=rules,
-                  story=sport).prompt is None  # quiet on sport stories for a week
-    news = prompts.Story(slug="news", section="News")
-    assert decide(broker, quiet, reads, NOW + timedelta(minutes=2), slug="news", rules=rules,
-                  story=news).prompt.id == "daily"
+    browser = Browser()
+    sport = decide(broker, reads, browser, NOW, slug="match", rules=rules, section="Sport")
+    assert sport.decision.prompt.id == "appeal" and sport.quiet_until > NOW.timestamp()
+    news = decide(broker, reads, browser, NOW + timedelta(minutes=2), slug="news", rules=rules)
+    assert news.fingerprint != sport.fingerprint and news.decision.prompt.id == "daily"
+    # New rules with the same numbers but another cap: another fingerprint too.
+    other = parse_rules({"version": "two", "prompts": [
+        {"id": "appeal", "kind": "membership", "priority": 2, "frequency_cap": {"impressions": 2, "window_days": 7}},
+        {"id": "daily", "kind": "newsletter", "priority": 1, "exclude_sections": ["Sport"]}]})
+    again = decide(broker, reads, browser, NOW + timedelta(minutes=3), slug="match", rules=other, section="Sport")
+    assert again.fingerprint != sport.fingerprint and again.decision.prompt.id == "appeal"
 
 
-def test_no_candidates_means_no_round_trip_and_the_read_still_counted(broker, reads):
-    quiet = quiet_readers.QuietReaders()
-    members_only = prompts.Story(slug="gated", members_only=True)  # the appeal's own gate: no slot prompt
+def test_no_prompt_in_play_means_no_round_trip_and_the_read_still_counted(broker, reads):
     calls = script_calls(broker)
-    assert decide(broker, quiet, reads, NOW, slug="gated", story=members_only) is prompts.NOTHING
-    assert script_calls(broker) == calls
+    counted = decide(broker, reads, Browser(), NOW, slug="gated", members_only=True)  # the gate is its appeal
+    assert counted.decision is prompts.NOTHING and script_calls(broker) == calls
     reads.flush()
     assert prompt_history.stories_read(broker, READER, NOW, 30) == 1
 
 
-def test_quiet_spans_are_bounded_and_time_going_back_is_not_quiet():
-    quiet = quiet_readers.QuietReaders(most=2)
-    quiet.remember(("a",), until=200.0, moment=100.0)
-    assert quiet.holds(("a",), 150.0) and not quiet.holds(("a",), 200.0) and not quiet.holds(("a",), 99.0)
-    quiet.remember(("a",), until=10_000.0, moment=100.0)
-    assert not quiet.holds(("a",), 100.0 + quiet_readers.LONGEST)
-    quiet.remember(("b",), until=300.0, moment=100.0)
-    quiet.remember(("c",), until=300.0, moment=100.0)  # past `most`: started afresh
-    assert not quiet.holds(("a",), 150.0) and quiet.holds(("c",), 150.0)
-    quiet.remember(("c",), until=100.0, moment=150.0)  # no longer quiet: forgotten
-    assert not quiet.holds(("c",), 150.0)
+def test_the_fingerprint_is_the_scripts_arguments():
+    reader, story = prompts.ReaderContext(id=READER), prompts.Story(slug="x")
+    plan = prompt_history.plan(RULES, prompts.candidates(RULES, reader, story, NOW))
+    same = parse_rules({"version": "another", "prompts": [dict(
+        id="appeal", kind="membership", min_reads=1,
+        frequency_cap={"impressions": 2, "window_days": 7, "min_gap_hours": 12})]})
+    again = prompt_history.plan(same, prompts.candidates(same, reader, story, NOW))
+    assert quiet_readers.fingerprint(plan) == quiet_readers.fingerprint(again)  # another process, same rules
+    assert len(quiet_readers.fingerprint(plan)) == 16

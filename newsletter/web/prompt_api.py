@@ -28,9 +28,7 @@ def prompt():
     slot = prompt_reader.slot(story)
     response = current_app.response_class(prompt_reader.answer(slot, story.slug), mimetype="application/json")
     response.headers["Cache-Control"] = "private, no-store"
-    if slot.new_reader_id:
-        prompt_reader.remember_reader(response, slot.reader.id)
-    return response
+    return prompt_reader.remember(response, slot)
 
 
 @bp.post("/prompt/events")

@@ -5,7 +5,9 @@ Cookies:
 - `no_reading_history`: the reader opted out of being counted (docs/prompts.md);
 - PROMPT_CONSENT_COOKIE: set by the site's consent manager; with PROMPT_REQUIRE_CONSENT
   on, a reader is counted only when its value is one of CONSENT_VALUES;
-- `subscriber`: signed, set when this browser signed up to or confirmed the Daily Edition.
+- `subscriber`: signed, set when this browser signed up to or confirmed the Daily Edition;
+- `prompt_quiet`: signed, "no prompt may show reader <rid> on these prompts in play before
+  <time>", as Redis answered it (newsletter.quiet_readers): until then no round trip.
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import redis
 from flask import Flask, Response, current_app, render_template, request
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, Signer, URLSafeSerializer
 
 from newsletter import articles, db, prompt_history, prompts, quiet_readers
 from newsletter.deferred_reads import DeferredReads
@@ -32,7 +35,9 @@ from newsletter.web import member_session
 
 log = logging.getLogger(__name__)
 
-READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE = "rid", "no_reading_history", "subscriber"
+READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE, QUIET_COOKIE = "rid", "no_reading_history", "subscriber", \
+    "prompt_quiet"
+QUIET_MOST_SECONDS = 31 * 86400  # a quiet claim is kept no longer than a month's cap window
 READER_ID = re.compile(r"[0-9a-f]{32}")
 CONSENT_VALUES = {"1", "yes", "true", "granted", "all"}
 SUBSCRIBING_ENDPOINTS = ("subscriptions.signup", "subscriptions.confirm")
@@ -47,6 +52,8 @@ class Slot:
     reader: ReaderContext
     new_reader_id: bool  # the `rid` cookie must be set on the response
     html: str
+    quiet: str | None = None  # a new quiet claim to set (QUIET_COOKIE), kept quiet_seconds
+    quiet_seconds: int = 0
 
 
 def rules() -> Rules:
@@ -76,11 +83,6 @@ def redis_client(app: Flask) -> redis.Redis | None:
         app.extensions["newsletter.prompt_redis"] = (
             redis.Redis.from_url(for_redis_py(url), **REDIS_TIMEOUTS) if url else None)
     return app.extensions["newsletter.prompt_redis"]
-
-
-def quiet(app: Flask) -> quiet_readers.QuietReaders:
-    """The readers this process knows nothing may be shown for a while."""
-    return app.extensions.setdefault("newsletter.quiet_readers", quiet_readers.QuietReaders())
 
 
 def deferred_reads(app: Flask) -> DeferredReads:
@@ -177,6 +179,54 @@ def remember_subscriber(response: Response) -> Response:
     return response
 
 
+def remember(response: Response, slot: Slot) -> Response:
+    """The cookies a slot's decision leaves: a new reader's id, a new quiet claim."""
+    if slot.new_reader_id:
+        remember_reader(response, slot.reader.id)
+    if slot.quiet:
+        response.set_cookie(QUIET_COOKIE, slot.quiet, max_age=slot.quiet_seconds, httponly=True, samesite="Lax",
+                            secure=_secure())
+    return response
+
+
+def _quiet_signer() -> Signer:
+    signer = current_app.extensions.get("newsletter.quiet_signer")
+    if signer is None:
+        signer = current_app.extensions["newsletter.quiet_signer"] = Signer(current_app.config["SECRET_KEY"],
+                                                                            salt="prompt-quiet")
+    return signer
+
+
+def claimed(reader_id: str) -> Callable[[str], float]:
+    """What this request's quiet claim says for a fingerprint: until when no prompt may show
+    (0: it makes no claim for this reader and these prompts)."""
+    value = request.cookies.get(QUIET_COOKIE)
+    if not value:
+        return _no_claim
+    try:
+        claimant, fingerprint, until_ms = _quiet_signer().unsign(value).decode().split(".")
+        until = int(until_ms) / 1000
+    except (BadSignature, ValueError):  # forged, altered, or from another SECRET_KEY
+        return _no_claim
+    if claimant != reader_id:
+        return _no_claim
+    return lambda asked: until if asked == fingerprint else 0.0
+
+
+def _no_claim(fingerprint: str) -> float:
+    return 0.0
+
+
+def quiet_claim(reader: ReaderContext, counted: quiet_readers.Counted, moment: float) -> tuple[str | None, int]:
+    """The claim to give the reader when Redis said nothing may show for a while, and its seconds."""
+    seconds = min(counted.quiet_until - moment, QUIET_MOST_SECONDS)
+    if not reader.counted or seconds < 1:
+        return None, 0
+    # Milliseconds, rounded down: the claim may end a little early, never late.
+    payload = f"{reader.id}.{counted.fingerprint}.{int(counted.quiet_until * 1000)}"
+    return _quiet_signer().sign(payload).decode(), int(seconds)
+
+
 def remember_reader(response: Response, reader_id: str) -> Response:
     response.set_cookie(READER_COOKIE, reader_id, max_age=COOKIE_DAYS * 86400, httponly=True,
                         samesite="Lax", secure=_secure())
@@ -216,24 +266,25 @@ def slot(story: Story) -> Slot:
     active = rules()
     now = utcnow()
     try:
-        decision = decide(store, active, reader, story, now)
+        counted = decide(store, active, reader, story, now)
     except redis.RedisError as error:  # down, or refusing (out of memory, read-only after a failover)
         log.warning("prompt slot left empty: Redis did not answer or refused (%s)", error)
-        decision = prompts.NOTHING
-    return Slot(decision, reader, new, render_slot(decision, story.slug))
+        counted = quiet_readers.Counted(prompts.NOTHING, "", 0.0)
+    return Slot(counted.decision, reader, new, render_slot(counted.decision, story.slug),
+                *quiet_claim(reader, counted, now.timestamp()))
 
 
-def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> Decision:
+def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> quiet_readers.Counted:
     """A counted reader: the story read, the decision and its record in one Redis round trip, or
-    none when nothing may show it for a while. Any other: decided without history, counted
-    only in the variant's counters."""
+    none while its quiet claim holds. Any other: decided without history, counted only in the
+    variant's counters."""
     if reader.counted:
-        return quiet_readers.decide(store, quiet(current_app), deferred_reads(current_app), active, reader, story,
-                                    now)
+        return quiet_readers.decide(store, deferred_reads(current_app), active, reader, story, now,
+                                    claimed(reader.id))
     decision = prompts.prompt_decision(active, reader, story, History(), now)
     if store is not None and not reader.bot:
         prompt_history.record_decision(store, reader.id, decision, now, active.history_days)
-    return decision
+    return quiet_readers.Counted(decision, "", 0.0)
 
 
 def render_slot(decision: Decision, slug: str) -> str:
@@ -298,6 +349,7 @@ def stop_counting(response: Response) -> Response:
         log.warning("reading history not forgotten yet: Redis did not answer or refused (%s)", error)
     else:
         response.delete_cookie(READER_COOKIE, httponly=True, samesite="Lax")
+        response.delete_cookie(QUIET_COOKIE, httponly=True, samesite="Lax")
     response.set_cookie(OPTOUT_COOKIE, "1", max_age=COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
                         secure=_secure())
     return response

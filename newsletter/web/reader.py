@@ -66,8 +66,8 @@ def page_extras(article: Article | None) -> dict:
 def cache_headers(response: Response, extras: dict) -> Response:
     """The same page for every anonymous reader may be cached; a reader's own page may not."""
     slot = extras["prompt_slot"]
-    if slot is not None and slot.new_reader_id:
-        prompt_reader.remember_reader(response, slot.reader.id)
+    if slot is not None:
+        prompt_reader.remember(response, slot)
     # A CSRF token put in a form (Flask-WTF keeps it in g) ties the page to its reader's session.
     # (Not session.accessed: since Flask 3.1 merely looking at it sets it.)
     if extras["personal"] or "csrf_token" in g:

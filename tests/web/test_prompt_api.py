@@ -104,6 +104,45 @@ def test_the_frequency_cap(client, stories, broker):
     assert prompt_history.counts(broker, "exp:a")["impressions"] == 2
 
 
+def script_calls(broker) -> int:
+    return int(broker.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_a_capped_reader_gets_a_quiet_claim_and_no_round_trip_while_it_holds(app, client, stories, broker):
+    for slug in stories[:3]:  # the sign-up, nothing (two stories read), the appeal
+        ask(client, slug)
+    assert client.get_cookie("prompt_quiet") is None  # the appeal may show again
+    assert ask(client, stories[3]).json["prompt"] == "membership"  # its cap: nothing for 30 days
+    claim, reader = client.get_cookie("prompt_quiet"), client.get_cookie("rid").value
+    assert claim is not None and claim.http_only and claim.same_site == "Lax"
+    assert 29 * 86400 < (claim.expires - utcnow()).total_seconds() <= 30 * 86400
+
+    calls = script_calls(broker)
+    assert [ask(client, slug).json["show"] for slug in (stories[4], stories[0])] == [False, False]
+    assert script_calls(broker) == calls  # answered without Redis
+    app.extensions["newsletter.deferred_reads"].flush()
+    assert prompt_history.stories_read(broker, reader, utcnow(), 30) == 5  # and still counted
+
+    calls = script_calls(broker)
+    for bad in (claim.value[:-2] + "xx",  # altered
+                claim.value.replace(reader, "f" * 32)):  # another reader's, re-signed by no one
+        client.set_cookie("prompt_quiet", bad)
+        assert ask(client, stories[0]).json["show"] is False
+    assert script_calls(broker) == calls + 2  # Redis asked each time, and said the same
+    client.set_cookie("rid", "e" * 32)  # the claim belongs to another reader id
+    client.set_cookie("prompt_quiet", claim.value)
+    assert ask(client, stories[0]).json["prompt"] == "newsletter" and script_calls(broker) == calls + 3
+
+
+def test_opting_out_drops_the_quiet_claim(client, stories):
+    for slug in stories[:4]:
+        ask(client, slug)
+    assert client.get_cookie("prompt_quiet") is not None
+    stop = {"action": "stop", "csrf_token": csrf_token(client, "/reading-history")}
+    assert client.post("/reading-history", data=stop).status_code == 303
+    assert client.get_cookie("prompt_quiet") is None
+
+
 def test_dismissal_snoozes_the_appeal_for_its_days(client, stories):
     with time_machine.travel(utcnow(), tick=False) as clock:
         for slug in stories[:3]:
