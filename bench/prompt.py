@@ -53,28 +53,43 @@ UNSTEADY = 1.25  # a route's fastest round over its slowest, past which a run is
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
 # Each request: the next reader of this thread's share of the page-view stream (a file, one
-# reader id per line: thread k of n takes lines k+1, k+1+n, ...) and, for (b), a random story.
+# reader id per line; a reader is always the same thread's) and, for (b), a random story, with
+# the reader's cookies as a browser keeps them: its `rid`, and the quiet claim (prompt_quiet)
+# its last answer set, kept in a jar file across phases. One connection per thread, so each
+# answer is the last request's.
 WRK_SCRIPT = r"""
 local threads = {}
 function setup(thread)
   thread:set("id", #threads)
   table.insert(threads, thread)
 end
+local function mine(rid, every)
+  return tonumber(rid:sub(1, 6), 16) % every == id
+end
 function init(args)
   unexpected = 0
   prompt, floor, stories = args[1] == "prompt", args[1] == "floor", tonumber(args[3])
-  local every, n = tonumber(args[4]), 0
-  readers, next_reader = {}, 1
+  local every = tonumber(args[4])
+  readers, next_reader, jar = {}, 1, {}
   for line in io.lines(args[2]) do
-    if n % every == id then readers[#readers + 1] = line end
-    n = n + 1
+    if mine(line, every) then readers[#readers + 1] = line end
+  end
+  local kept = io.open(JAR, "r")
+  if kept then
+    for line in kept:lines() do
+      local rid, value = line:match("^(%x+) (.*)$")
+      if rid and mine(rid, every) then jar[rid] = value end
+    end
+    kept:close()
   end
   math.randomseed(os.time() + id * 7919)
 end
 function request()
-  local rid = readers[next_reader]
+  last = readers[next_reader]
   next_reader = next_reader % #readers + 1
-  local headers = {["User-Agent"] = UA, ["Cookie"] = "rid=" .. rid}
+  local cookie = "rid=" .. last
+  if jar[last] and jar[last] ~= "" then cookie = cookie .. "; prompt_quiet=" .. jar[last] end
+  local headers = {["User-Agent"] = UA, ["Cookie"] = cookie}
   local path = "/healthz"
   if prompt then path = "/api/v1/prompt?article=story-" .. math.random(1, stories) end
   if floor then path = "/bench/one-round-trip" end
@@ -82,6 +97,9 @@ function request()
 end
 function response(status, headers, body)
   if status ~= 200 then unexpected = unexpected + 1 end
+  local set = headers["Set-Cookie"]
+  local value = set and set:match("prompt_quiet=([^;]*)")
+  if value then jar[last] = value end
 end
 function done(summary, latency, requests)
   local bad = 0
@@ -92,6 +110,11 @@ function done(summary, latency, requests)
     '"p50_us": %d, "p99_us": %d}\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, bad,
     latency:percentile(50), latency:percentile(99)))
+  local kept = io.open(JAR, "w")
+  for _, t in ipairs(threads) do
+    for rid, value in pairs(t:get("jar")) do kept:write(rid, " ", value, "\n") end
+  end
+  kept:close()
 end
 """
 
@@ -109,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         port, master = stack.enter_context(gunicorn(args, database, redis, tmp))
         print_setup(args, database)
         server = Server(workers=children(master), redis=redis_pid, redis_url=redis)
-        rounds = measure(args, port, server)
+        rounds = measure(args, port, server, tmp)
         decisions = decision_counts(redis)
     return report(rounds, decisions)
 
@@ -210,15 +233,18 @@ def gunicorn(args, database: str, redis: str, tmp: Path):
 
 
 def run_wrk(port: int, route: str, args, seconds: float, stream: "Stream") -> load.Result:
-    threads = min(args.clients, 2)
+    threads = args.clients
     with tempfile.TemporaryDirectory() as tmp:
         script, readers = Path(tmp) / "prompt.lua", Path(tmp) / "readers.txt"
-        script.write_text(f'UA = "{DESKTOP}"\n' + WRK_SCRIPT)
+        script.write_text(f'UA = "{DESKTOP}"\nJAR = "{stream.jar}"\n' + WRK_SCRIPT)
         readers.write_text("\n".join(stream.ahead(int(seconds * MOST_PER_SECOND))) + "\n")
         cmd = ["wrk", "-t", str(threads), "-c", str(args.clients), "-d", f"{seconds:g}s", "--timeout", "10s",
                "-s", str(script), f"http://127.0.0.1:{port}/", "--", route, str(readers), str(args.stories),
                str(threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        out = done.stdout
     data = json.loads(next(x for x in out.splitlines() if x.startswith("WRK_JSON ")).removeprefix("WRK_JSON "))
     if route == "prompt":
         stream.advance(data["requests"])
@@ -238,7 +264,8 @@ class Stream:
     shown the appeal, capped) stay the same all run long, once the stream is steady. (b)'s
     phases go on along the stream, each where the last stopped; (a) and (c) only send it."""
 
-    def __init__(self, readers: int, views: float, seed: int = 2026) -> None:
+    def __init__(self, readers: int, views: float, jar: Path, seed: int = 2026) -> None:
+        self.jar = jar  # the readers' cookies, as wrk keeps them between phases
         self.random = random.Random(seed)
         self.slots = [self._new() for _ in range(readers)]
         self.leave = 1 / max(views, 1)
@@ -311,8 +338,8 @@ def measured(port: int, route: str, args, server: Server, stream: Stream) -> loa
     return result
 
 
-def measure(args, port: int, server: Server) -> list[list[load.Result]]:
-    stream = Stream(args.readers, args.views)
+def measure(args, port: int, server: Server, tmp: Path) -> list[list[load.Result]]:
+    stream = Stream(args.readers, args.views, tmp / "cookie-jar.txt")
     if args.warmup:
         for route in PHASES:
             run_wrk(port, route, args, args.warmup, stream)

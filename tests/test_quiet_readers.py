@@ -108,12 +108,21 @@ def test_no_prompt_in_play_means_no_round_trip_and_the_read_still_counted(broker
     assert prompt_history.stories_read(broker, READER, NOW, 30) == 1
 
 
-def test_the_fingerprint_is_the_scripts_arguments():
+def test_the_fingerprint_is_the_same_for_the_same_rules_and_not_for_other_numbers():
     reader, story = prompts.ReaderContext(id=READER), prompts.Story(slug="x")
-    plan = prompt_history.plan(RULES, prompts.candidates(RULES, reader, story, NOW))
-    same = parse_rules({"version": "another", "prompts": [dict(
-        id="appeal", kind="membership", min_reads=1,
-        frequency_cap={"impressions": 2, "window_days": 7, "min_gap_hours": 12})]})
-    again = prompt_history.plan(same, prompts.candidates(same, reader, story, NOW))
-    assert quiet_readers.fingerprint(plan) == quiet_readers.fingerprint(again)  # another process, same rules
-    assert len(quiet_readers.fingerprint(plan)) == 16
+    appeal = {"id": "appeal", "kind": "membership", "min_reads": 1,
+              "frequency_cap": {"impressions": 2, "window_days": 7, "min_gap_hours": 12}}
+    same = parse_rules({"version": "another", "prompts": [appeal]})  # another process's, another version
+    assert quiet_readers.fingerprint(prompts.in_play(same, reader, story, NOW)) == \
+        quiet_readers.fingerprint(prompts.in_play(RULES, reader, story, NOW))
+    changes = [{"min_reads": 2}, {"read_window_days": 7}, {"frequency_cap": {"impressions": 3, "window_days": 7}},
+               {"frequency_cap": {"impressions": 2, "window_days": 8, "min_gap_hours": 12}},
+               {"frequency_cap": {"impressions": 2, "window_days": 7, "min_gap_hours": 11}},
+               {"experiment": {"name": "e", "variants": [{"id": "e:a"}]}},
+               {"experiment": {"name": "e", "control_share": 0.2, "variants": [{"id": "e:a"}]}}]
+    marks = {quiet_readers.fingerprint(prompts.in_play(parse_rules({"version": "v", "prompts": [appeal | change]}),
+                                                       reader, story, NOW))
+             for change in changes}
+    assert len(marks) == len(changes) and quiet_readers.fingerprint(prompts.in_play(RULES, reader, story, NOW)) \
+        not in marks
+    assert len(marks.pop()) == 16

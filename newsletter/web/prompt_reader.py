@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import redis
@@ -201,16 +202,22 @@ def claimed(reader_id: str) -> Callable[[str], float]:
     """What this request's quiet claim says for a fingerprint: until when no prompt may show
     (0: it makes no claim for this reader and these prompts)."""
     value = request.cookies.get(QUIET_COOKIE)
-    if not value:
+    claim = _verified(_quiet_signer(), value) if value else None
+    if claim is None or claim[0] != reader_id:
         return _no_claim
-    try:
-        claimant, fingerprint, until_ms = _quiet_signer().unsign(value).decode().split(".")
-        until = int(until_ms) / 1000
-    except (BadSignature, ValueError):  # forged, altered, or from another SECRET_KEY
-        return _no_claim
-    if claimant != reader_id:
-        return _no_claim
+    _, fingerprint, until = claim
     return lambda asked: until if asked == fingerprint else 0.0
+
+
+@lru_cache(maxsize=16_384)
+def _verified(signer: Signer, value: str) -> tuple[str, str, float] | None:
+    """A quiet claim's reader id, fingerprint and time, once per claim and process (a reader
+    brings the same one back on every page view while it holds); None if not ours."""
+    try:
+        claimant, fingerprint, until_ms = signer.unsign(value).decode().split(".")
+        return claimant, fingerprint, int(until_ms) / 1000
+    except (BadSignature, ValueError):  # forged, altered, or from another SECRET_KEY
+        return None
 
 
 def _no_claim(fingerprint: str) -> float:
