@@ -8,8 +8,9 @@ app under gunicorn (gthread), on a temporary instance folder, seeds --stories ar
 then drives (a) GET /healthz, (c) one Redis round trip and nothing else
 (bench/prompt_floor.py) and (b) GET /api/v1/prompt?article=<slug> with wrk, each at
 --clients keep-alive connections. The requests of (b) are a site's page views (Stream):
---readers readers on the site at once, each reading --views stories on average (a `rid`
-cookie each) before another takes the place, each view naming a random story; so readers
+--readers readers on the site at once, each reading --views stories on average before
+another takes the place, each view naming a random story, each reader's cookies kept as a
+browser keeps them (its `rid`, and the quiet claim its last answer set); so readers
 below the metering threshold, readers shown the sign-up or the appeal, and readers capped
 come in the same shares all run long, as on a site (the stream is run until steady first).
 (a) and (c) send the same headers. Prints requests/s, p50/p99 latency, errors, the server's
