@@ -57,8 +57,12 @@ class DeferredReads:
         self.script, self.delay, self.most = ThreadScript(client, READS_SCRIPT), delay, most
         self.queue: deque[tuple[str, str, str, int]] = deque()
         self.lock, self.wake = threading.Lock(), threading.Event()
-        self.pid, self.sender = os.getpid(), None  # the process, and the pid its thread runs in
+        self.sender: int | None = None  # the pid the sending thread runs in
+        self.closed = False
         atexit.register(self.flush)  # a stopping process sends what it queued (a forked one too)
+        # A process forked meanwhile (even in the middle of a send, the lock held) starts afresh:
+        # the queue it copied is its parent's to send.
+        os.register_at_fork(after_in_child=self._forked)
 
     def add(self, reader_id: str, slug: str, moment: float, keep_seconds: int) -> None:
         if self.sender != os.getpid():
@@ -83,16 +87,22 @@ class DeferredReads:
                 sent += len(batch)
         return sent
 
+    def close(self) -> None:
+        """Send what is queued and let the thread go, its Redis connection back to the pool."""
+        self.closed = True
+        self.wake.set()
+        self.flush()
+
+    def _forked(self) -> None:
+        self.queue.clear()
+        self.lock, self.wake, self.sender = threading.Lock(), threading.Event(), None
+
     def _start(self) -> None:
-        """The sending thread: one per process, for the process's life (a forked process starts
-        its own; the queue it copied is its parent's to send)."""
+        """The sending thread: one per process, until `close`."""
         with self.lock:
             pid = os.getpid()
-            if self.sender == pid:
+            if self.sender == pid or self.closed:
                 return
-            if self.pid != pid:
-                self.queue.clear()
-                self.pid = pid
             try:
                 threading.Thread(target=self._send_forever, name="deferred-reads", daemon=True).start()
             except RuntimeError:  # no thread to be had: the reads wait for the next try, or the exit
@@ -101,7 +111,7 @@ class DeferredReads:
             self.sender = pid
 
     def _send_forever(self) -> None:
-        while True:
+        while not self.closed:
             self.wake.wait()
             time.sleep(self.delay)  # what comes meanwhile goes in the same call
             self.wake.clear()  # before sending: a read added from here on wakes the next round
@@ -109,3 +119,4 @@ class DeferredReads:
                 self.flush()
             except Exception:  # a thread that died would leave every later read queued for ever
                 log.exception("queued story reads not sent")
+        self.script.release()

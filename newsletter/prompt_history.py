@@ -19,6 +19,7 @@ of distinct reader ids: about 0.8 % error, 12 kB each at most).
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -141,10 +142,12 @@ end
 # the Python functions name them, so the script needs a single Redis server, not a cluster.
 # It also answers until when, after this decision, nothing may show whatever the reader reads
 # (the earliest free_at of the candidates, as they stand after it): newsletter.quiet_readers
-# keeps that in process.
+# gives that to the reader's browser as a signed claim. A reader forgotten a moment ago (an
+# opt-out racing a page view) is neither counted nor recorded again.
 DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return {-1, 0, '0'} end
 local reads_key = 'prompt:reads:' .. reader
 if redis.call('ZADD', reads_key, now, slug) == 1 then
   redis.call('ZREMRANGEBYRANK', reads_key, 0, -max_reads - 1)
@@ -195,6 +198,9 @@ for i = 8, #ARGV, 8 do
 end
 return {-1, 0, string.format('%.6f', quiet)}
 """
+
+
+DECIDE_SCRIPT_ID = hashlib.sha1(DECIDE_SCRIPT.encode()).hexdigest()[:12]  # names this way of deciding
 
 
 class Outcome(NamedTuple):

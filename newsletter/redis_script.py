@@ -60,6 +60,13 @@ class ThreadScript:
             connection.disconnect()
             raise
 
+    def release(self) -> None:
+        """Give the calling thread's connection back to the pool (a thread that ends)."""
+        connection = getattr(self.local, "connection", None)
+        if connection is not None and connection.pid == os.getpid():
+            self.local.connection = None
+            self.pool.release(connection)
+
     def _connection(self):
         connection = getattr(self.local, "connection", None)
         if connection is None or connection.pid != os.getpid():  # none yet, or forked since

@@ -162,7 +162,7 @@ def app(app_config):
     yield app
     reads = app.extensions.get("newsletter.deferred_reads")
     if reads is not None:
-        reads.flush()  # now, not a moment later into the next test's Redis
+        reads.close()  # sent now, not a moment later into the next test's Redis; its thread ends
     # The publisher keeps a broker connection pool; close it with the app.
     if app.extensions.get("celery") is not None:
         app.extensions["celery"].close()

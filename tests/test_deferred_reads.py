@@ -106,6 +106,34 @@ def test_a_forked_process_sends_its_own_reads_not_its_parents(broker):
     assert reads.flush() == 1 and read_stories(broker, READER) == ["parent's"]
 
 
+def test_a_process_forked_in_the_middle_of_a_send_starts_afresh(broker):
+    reads = DeferredReads(broker, delay=3600)
+    reads.add(READER, "parent's", NOW, KEEP)
+    with reads.lock:  # as if the thread were sending when the process forked
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child's result is its exit status
+            reads.add(OTHER, "child's", NOW, KEEP)
+            os._exit(0 if reads.flush() == 1 else 1)
+        _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and read_stories(broker, OTHER) == ["child's"]
+    assert reads.flush() == 1 and read_stories(broker, READER) == ["parent's"]  # the parent's, by the parent
+
+
+def test_close_sends_the_queue_and_ends_the_thread_giving_its_connection_back(broker):
+    reads = DeferredReads(broker, delay=0.01)
+    reads.add(READER, "one", NOW, KEEP)
+    assert wait_for(lambda: read_stories(broker, READER) == ["one"])
+    reads.add(READER, "zero", NOW, KEEP)
+    reads.flush()  # this thread's connection taken now (close sends from here too)
+    in_use = len(broker.connection_pool._in_use_connections)
+    threads = sending_threads()
+    reads.add(READER, "two", NOW, KEEP)
+    reads.close()
+    assert sorted(read_stories(broker, READER)) == ["one", "two", "zero"]
+    assert wait_for(lambda: sending_threads() == threads - 1)
+    assert len(broker.connection_pool._in_use_connections) == in_use - 1
+
+
 def test_a_process_that_stops_sends_what_it_queued_first(broker, redis_url):
     program = textwrap.dedent(f"""
         from newsletter.deferred_reads import DeferredReads

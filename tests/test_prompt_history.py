@@ -135,6 +135,14 @@ def test_forget_removes_everything_about_the_reader(broker):
     assert prompt_history.assigned(broker, READER) == {}
 
 
+def test_a_page_view_racing_an_opt_out_counts_and_records_nothing(broker):
+    choices = [prompts.Decision(prompt=RULES.prompts[1])]
+    prompt_history.forget(broker, READER)
+    outcome = prompt_history.decide_and_record(broker, READER, "one", choices, NOW, RULES)
+    assert outcome == (prompts.NOTHING, 0.0)
+    assert broker.keys(f"prompt:*{READER}*") == [f"prompt:forgotten:{READER}".encode()]
+
+
 # ---------------------------------------------------------------- the reader's buckets, for attribution
 
 # Half the readers in the control: reader ids are picked for their bucket (prompts.bucket).

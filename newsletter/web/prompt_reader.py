@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE, QUIET_COOKIE = "rid", "no_reading_history", "subscriber", \
     "prompt_quiet"
-QUIET_MOST_SECONDS = 31 * 86400  # a quiet claim is kept no longer than a month's cap window
+QUIET_MOST_SECONDS = 31 * 86400  # a quiet claim holds no longer than a month's cap window
+QUIET_LONGEST_VALUE = 128  # a claim is about 90 characters; longer values are not looked at
 READER_ID = re.compile(r"[0-9a-f]{32}")
 CONSENT_VALUES = {"1", "yes", "true", "granted", "all"}
 SUBSCRIBING_ENDPOINTS = ("subscriptions.signup", "subscriptions.confirm")
@@ -191,18 +192,20 @@ def remember(response: Response, slot: Slot) -> Response:
 
 
 def _quiet_signer() -> Signer:
+    """Signs quiet claims. The salt names the decision script: a release that changes how the
+    quiet time is worked out voids the claims given before it."""
     signer = current_app.extensions.get("newsletter.quiet_signer")
     if signer is None:
-        signer = current_app.extensions["newsletter.quiet_signer"] = Signer(current_app.config["SECRET_KEY"],
-                                                                            salt="prompt-quiet")
+        signer = current_app.extensions["newsletter.quiet_signer"] = Signer(
+            current_app.config["SECRET_KEY"], salt=f"prompt-quiet:{prompt_history.DECIDE_SCRIPT_ID}")
     return signer
 
 
 def claimed(reader_id: str) -> Callable[[str], float]:
     """What this request's quiet claim says for a fingerprint: until when no prompt may show
     (0: it makes no claim for this reader and these prompts)."""
-    value = request.cookies.get(QUIET_COOKIE)
-    claim = _verified(_quiet_signer(), value) if value else None
+    value = request.cookies.get(QUIET_COOKIE, "")
+    claim = _verified(_quiet_signer(), value) if 0 < len(value) <= QUIET_LONGEST_VALUE else None
     if claim is None or claim[0] != reader_id:
         return _no_claim
     _, fingerprint, until = claim
@@ -226,12 +229,12 @@ def _no_claim(fingerprint: str) -> float:
 
 def quiet_claim(reader: ReaderContext, counted: quiet_readers.Counted, moment: float) -> tuple[str | None, int]:
     """The claim to give the reader when Redis said nothing may show for a while, and its seconds."""
-    seconds = min(counted.quiet_until - moment, QUIET_MOST_SECONDS)
-    if not reader.counted or seconds < 1:
+    until = min(counted.quiet_until, moment + QUIET_MOST_SECONDS)
+    if not reader.counted or until - moment < 1:
         return None, 0
     # Milliseconds, rounded down: the claim may end a little early, never late.
-    payload = f"{reader.id}.{counted.fingerprint}.{int(counted.quiet_until * 1000)}"
-    return _quiet_signer().sign(payload).decode(), int(seconds)
+    payload = f"{reader.id}.{counted.fingerprint}.{int(until * 1000)}"
+    return _quiet_signer().sign(payload).decode(), int(until - moment)
 
 
 def remember_reader(response: Response, reader_id: str) -> Response:

@@ -15,7 +15,7 @@ from itsdangerous import URLSafeTimedSerializer
 from newsletter import memberships, prompt_history
 from newsletter.mailcatcher import free_port
 from newsletter.models import Membership, utcnow
-from newsletter.web import member_session
+from newsletter.web import member_session, prompt_reader
 from tests.factories import make_article, paragraph
 from tests.support.prompts import rules_file
 from tests.web.markup import parse
@@ -132,6 +132,21 @@ def test_a_capped_reader_gets_a_quiet_claim_and_no_round_trip_while_it_holds(app
     client.set_cookie("rid", "e" * 32)  # the claim belongs to another reader id
     client.set_cookie("prompt_quiet", claim.value)
     assert ask(client, stories[0]).json["prompt"] == "newsletter" and script_calls(broker) == calls + 3
+
+
+def test_a_claim_holds_a_month_at_most_and_junk_is_not_looked_at(app, client, stories, tmp_path, broker):
+    app.config["PROMPT_RULES"] = rules_file(tmp_path, {"version": "long", "prompts": [
+        {"id": "daily", "kind": "newsletter", "frequency_cap": {"impressions": 1, "window_days": 365}}]})
+    assert ask(client, stories[0]).json["prompt"] == "newsletter"  # then nothing for a year
+    claim = client.get_cookie("prompt_quiet").value
+    until = int(claim.split(".")[2]) / 1000
+    assert until - utcnow().timestamp() <= prompt_reader.QUIET_MOST_SECONDS
+
+    known = prompt_reader._verified.cache_info().currsize
+    client.set_cookie("prompt_quiet", "x" * 4000)  # not a claim: not verified, not kept
+    calls = script_calls(broker)
+    assert ask(client, stories[1]).json["show"] is False and script_calls(broker) == calls + 1
+    assert prompt_reader._verified.cache_info().currsize == known
 
 
 def test_opting_out_drops_the_quiet_claim(client, stories):
