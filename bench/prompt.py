@@ -398,7 +398,7 @@ def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
           f"+ {prompt.redis_cpu_ms:.3f} ms in Redis; (a)/(b) app CPU {cpu_ratio:.2f} (what the ratio would be "
           "if the app alone had the CPUs)")
     print(f"round trips: (b) made {prompt.round_trips:.2f} script calls to Redis per request (medians); the "
-          f"others were readers nothing may be shown for a while, answered in process "
+          f"others were readers nothing may be shown for a while, answered from their quiet claim "
           "(newsletter/quiet_readers.py), their reads sent a moment later in batches")
     # Each round's (b) over its own (a), measured a minute apart, then the median: a neighbour
     # that slows one phase moves one round's ratio, not the verdict (medians of each route

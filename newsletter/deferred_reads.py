@@ -69,7 +69,8 @@ class DeferredReads:
             self._start()
         if len(self.queue) < self.most:
             self.queue.append((reader_id, slug, f"{moment:.6f}", keep_seconds))
-        self.wake.set()
+        if not self.wake.is_set():  # set already: the thread has yet to clear it, and sends this read after
+            self.wake.set()
 
     def flush(self) -> int:
         """Send every read queued now; the number sent. Reads Redis refuses are dropped, logged."""
