@@ -25,28 +25,12 @@ from collections import deque
 import redis
 
 from newsletter import prompt_history
+from newsletter.prompt_scripts import READS_SCRIPT
 from newsletter.redis_script import ThreadScript
 
 log = logging.getLogger(__name__)
 
 BATCH = 400  # reads per script call: about 2 ms of Redis's time, others' commands wait no longer
-
-# ARGV[1] stories to keep per reader, then four per read: reader id, story, when (epoch
-# seconds), seconds to keep. As DECIDE_SCRIPT counts a read (newsletter.prompt_history).
-READS_SCRIPT = """
-local max_reads = tonumber(ARGV[1])
-for i = 2, #ARGV, 4 do
-  local reader = ARGV[i]
-  if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 0 then
-    local key = 'prompt:reads:' .. reader
-    if redis.call('ZADD', key, ARGV[i + 2], ARGV[i + 1]) == 1 then
-      redis.call('ZREMRANGEBYRANK', key, 0, -max_reads - 1)
-    end
-    redis.call('EXPIRE', key, ARGV[i + 3])
-  end
-end
-return 0
-"""
 
 
 class DeferredReads:

@@ -19,7 +19,6 @@ of distinct reader ids: about 0.8 % error, 12 kB each at most).
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -28,6 +27,7 @@ import redis
 
 from newsletter import prompt_rules_check as check
 from newsletter.prompt_rules import Prompt, Rules
+from newsletter.prompt_scripts import DECIDE_SCRIPT, READ_SCRIPT, RECORD_SCRIPT
 from newsletter.redis_script import Packed, ThreadScript, packed
 from newsletter.prompts import NOTHING, Decision, History, counts_readers_without_id
 
@@ -40,167 +40,6 @@ MAX_ASSIGNED = 20
 FORGOTTEN_SECONDS = 60  # outlives any read queued before an opt-out (deferred_reads sends within a second)
 EVENTS = ("seen", "click", "dismiss")
 COUNTS = ("assigned", "impressions") + EVENTS
-
-# One round trip per page view. KEYS: the reads, the snoozes, then each prompt's
-# impressions. ARGV[1] now, ARGV[2] the story read ('' for none), ARGV[3] the rules'
-# numbers packed in one argument (fewer to encode): seconds to keep, stories to keep,
-# how many read windows, the read windows, then each prompt's cap window (seconds).
-READ_SCRIPT = """
-local now = tonumber(ARGV[1])
-local n = {}
-for x in string.gmatch(ARGV[3], '%d+') do n[#n + 1] = tonumber(x) end
-if ARGV[2] ~= '' then
-  redis.call('ZADD', KEYS[1], now, ARGV[2])
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -n[2] - 1)
-  redis.call('EXPIRE', KEYS[1], n[1])
-end
-local reads = {}
-for i = 4, 3 + n[3] do
-  reads[#reads + 1] = redis.call('ZCOUNT', KEYS[1], '(' .. (now - n[i]), '+inf')
-end
-local shown = {}
-for k = 3, #KEYS do
-  local last = redis.call('ZREVRANGE', KEYS[k], 0, 0, 'WITHSCORES')
-  shown[#shown + 1] = {redis.call('ZCOUNT', KEYS[k], '(' .. (now - n[n[3] + k + 1]), '+inf'), last[2] or '0'}
-end
-return {reads, shown, redis.call('HGETALL', KEYS[2])}
-"""
-
-# Both scripts below remember the reader's bucket of a prompt the same way: the counter id
-# under the prompt id, at most `most` prompts (past it the hash starts afresh: it keeps no
-# order to drop the oldest by), kept `keep` seconds.
-REMEMBER_ASSIGNMENT = """
-local function remember_assignment(key, prompt_id, counter, most, keep)
-  local added = redis.call('HSET', key, prompt_id, counter) == 1
-  if added and redis.call('HLEN', key) > tonumber(most) then
-    redis.call('DEL', key)
-    redis.call('HSET', key, prompt_id, counter)
-  end
-  redis.call('EXPIRE', key, keep)
-end
-"""
-
-# The control is held to its prompt's cap and gap as if it had been shown: each decision of
-# it is kept among the reader's impressions of the prompt (not in the `impressions` count), so
-# a control reader stops being assigned when the variants' readers stop being shown, and the
-# lower-priority prompts reach both alike.
-#
-# What a decision leaves: KEYS[1] the prompt's impressions for the reader (ARGV[1] the
-# time, '' when the reader is not counted), KEYS[2] the counters,
-# KEYS[3] the distinct readers assigned (ARGV[4] the reader id, '' for none), KEYS[4] the
-# reader's assignments (ARGV[6] the prompt id -> ARGV[7] the counter id, at most ARGV[8]
-# prompts; ARGV[3] seconds to keep).
-RECORD_SCRIPT = REMEMBER_ASSIGNMENT + """
-if ARGV[1] ~= '' then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
-if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[2], 'impressions', 1) end
-redis.call('HINCRBY', KEYS[2], 'assigned', 1)
-if ARGV[4] ~= '' then
-  redis.call('PFADD', KEYS[3], ARGV[4])
-  remember_assignment(KEYS[4], ARGV[6], ARGV[7], ARGV[8], ARGV[3])
-end
-return 0
-"""
-
-
-# When a candidate that may not show now may show at the earliest, whatever the reader reads
-# meanwhile: the latest end of its snooze, its cap (while the cap-th latest impression is
-# inside the window) and its gap; 0 when none of them holds it back (too few stories read,
-# which the next page view may change).
-FREE_AT = """
-local function free_at(now, shown, snoozed_until, cap, cap_window, gap)
-  local free = 0
-  if snoozed_until > now then free = snoozed_until end
-  if cap > 0 then
-    local nth = redis.call('ZREVRANGEBYSCORE', shown, '+inf', '(' .. (now - cap_window), 'WITHSCORES',
-                           'LIMIT', cap - 1, 1)[2]
-    if nth then free = math.max(free, tonumber(nth) + cap_window) end
-  end
-  if gap > 0 then
-    local last = redis.call('ZREVRANGE', shown, 0, 0, 'WITHSCORES')[2]
-    if last and now - tonumber(last) < gap then free = math.max(free, tonumber(last) + gap) end
-  end
-  return free
-end
-"""
-
-
-# A counted reader's page view in one round trip: count the story read, take the first
-# candidate (prompts.candidates, in order) that prompts.history_allows, and record it as
-# record_decision does. It mirrors those Python functions exactly; tests/test_prompt_history.py
-# checks the two against each other. ARGV: now, the story, the reader id, then the plan
-# (packed once per rules version and candidates, so a request encodes only the first
-# three): seconds to keep; stories, impressions and assigned prompts to keep; then eight
-# per candidate: prompt id, counter id, min_reads, read_window, cap, cap_window, gap (in
-# seconds), show (0: the control). Each redis.call costs about a microsecond of Redis's
-# CPU over the command's own, and the request's thread waits for all of them, so the
-# script makes as few as the answer needs: the read window's count and the snoozes are
-# read once, a story read again does not trim. The keys are made here from those ids, as
-# the Python functions name them, so the script needs a single Redis server, not a cluster.
-# It also answers until when, after this decision, nothing may show whatever the reader reads
-# (the earliest free_at of the candidates, as they stand after it): newsletter.quiet_readers
-# gives that to the reader's browser as a signed claim. A reader forgotten a moment ago (an
-# opt-out racing a page view) is neither counted nor recorded again.
-DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + FREE_AT + """
-local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return {-1, 0, '0'} end
-local reads_key = 'prompt:reads:' .. reader
-if redis.call('ZADD', reads_key, now, slug) == 1 then
-  redis.call('ZREMRANGEBYRANK', reads_key, 0, -max_reads - 1)
-end
-redis.call('EXPIRE', reads_key, keep)
-local snoozed = redis.call('HGETALL', 'prompt:snooze:' .. reader)
-local snoozed_until = {}
-for i = 1, #snoozed, 2 do snoozed_until[snoozed[i]] = tonumber(snoozed[i + 1]) end
-local reads_in = {}
-local quiet = math.huge
-for i = 8, #ARGV, 8 do
-  local id, counter, min_reads, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local cap, gap, show = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 6]), ARGV[i + 7] == '1'
-  local reads = reads_in[window]
-  if reads == nil then
-    reads = redis.call('ZCOUNT', reads_key, '(' .. (now - window), '+inf')
-    reads_in[window] = reads
-  end
-  local shown = 'prompt:shown:' .. reader .. ':' .. id
-  local ok = (snoozed_until[id] or 0) <= now and reads >= min_reads
-  if ok and cap > 0 then
-    ok = redis.call('ZCOUNT', shown, '(' .. (now - ARGV[i + 5]), '+inf') < cap
-  end
-  if ok and gap > 0 then
-    local last = redis.call('ZREVRANGE', shown, 0, 0, 'WITHSCORES')[2]
-    ok = last == nil or now - tonumber(last) >= gap
-  end
-  if ok then
-    local stats = 'prompt:stats:' .. counter
-    redis.call('ZADD', shown, now, ARGV[1])
-    redis.call('ZREMRANGEBYRANK', shown, 0, -max_shown - 1)
-    redis.call('EXPIRE', shown, keep)
-    if show then redis.call('HINCRBY', stats, 'impressions', 1) end
-    redis.call('HINCRBY', stats, 'assigned', 1)
-    redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
-    remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
-    -- Until when nothing may show after this: the ones before it as they were, it and the
-    -- ones after it as they are now (most often 0 at once: this one may show again).
-    local after = math.min(quiet, free_at(now, shown, 0, cap, tonumber(ARGV[i + 5]), gap))
-    for j = i + 8, #ARGV, 8 do
-      if after == 0 then break end
-      after = math.min(after, free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[j], snoozed_until[ARGV[j]] or 0,
-                                      tonumber(ARGV[j + 4]), tonumber(ARGV[j + 5]), tonumber(ARGV[j + 6])))
-    end
-    return {(i - 8) / 8, reads, string.format('%.6f', after)}
-  end
-  quiet = math.min(quiet, free_at(now, shown, snoozed_until[id] or 0, cap, tonumber(ARGV[i + 5]), gap))
-end
-return {-1, 0, string.format('%.6f', quiet)}
-"""
-
-
-DECIDE_SCRIPT_ID = hashlib.sha1(DECIDE_SCRIPT.encode()).hexdigest()[:12]  # names this way of deciding
 
 
 class Outcome(NamedTuple):

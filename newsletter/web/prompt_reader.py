@@ -30,6 +30,7 @@ from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
 from newsletter.prompt_audience import standing
 from newsletter.prompt_rules import InvalidRules, Rules, load_rules, rules_path
+from newsletter.prompt_scripts import DECIDE_SCRIPT_ID
 from newsletter.prompts import Decision, History, ReaderContext, Story
 from newsletter.redis_url import for_redis_py
 from newsletter.web import member_session
@@ -197,7 +198,7 @@ def _quiet_signer() -> Signer:
     signer = current_app.extensions.get("newsletter.quiet_signer")
     if signer is None:
         signer = current_app.extensions["newsletter.quiet_signer"] = Signer(
-            current_app.config["SECRET_KEY"], salt=f"prompt-quiet:{prompt_history.DECIDE_SCRIPT_ID}")
+            current_app.config["SECRET_KEY"], salt=f"prompt-quiet:{DECIDE_SCRIPT_ID}")
     return signer
 
 
