@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import hashlib
 
+# Every script keeps the reads and the impressions the same way: `member` at `score` in the
+# sorted set `key`, its `most` newest kept (a member already there moves, and trims nothing),
+# the whole kept `keep` seconds from now.
+ADD_BOUNDED = """
+local function add_bounded(key, score, member, most, keep)
+  if redis.call('ZADD', key, score, member) == 1 then
+    redis.call('ZREMRANGEBYRANK', key, 0, -tonumber(most) - 1)
+  end
+  redis.call('EXPIRE', key, keep)
+end
+"""
+
 # One round trip per page view. KEYS: the reads, the snoozes, then each prompt's
 # impressions. ARGV[1] now, ARGV[2] the story read ('' for none), ARGV[3] the rules'
 # numbers packed in one argument (fewer to encode): seconds to keep, stories to keep,
 # how many read windows, the read windows, then each prompt's cap window (seconds).
-READ_SCRIPT = """
+READ_SCRIPT = ADD_BOUNDED + """
 local now = tonumber(ARGV[1])
 local n = {}
 for x in string.gmatch(ARGV[3], '%d+') do n[#n + 1] = tonumber(x) end
-if ARGV[2] ~= '' then
-  redis.call('ZADD', KEYS[1], now, ARGV[2])
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -n[2] - 1)
-  redis.call('EXPIRE', KEYS[1], n[1])
-end
+if ARGV[2] ~= '' then add_bounded(KEYS[1], now, ARGV[2], n[2], n[1]) end
 local reads = {}
 for i = 4, 3 + n[3] do
   reads[#reads + 1] = redis.call('ZCOUNT', KEYS[1], '(' .. (now - n[i]), '+inf')
@@ -56,12 +64,8 @@ end
 # KEYS[3] the distinct readers assigned (ARGV[4] the reader id, '' for none), KEYS[4] the
 # reader's assignments (ARGV[6] the prompt id -> ARGV[7] the counter id, at most ARGV[8]
 # prompts; ARGV[3] seconds to keep).
-RECORD_SCRIPT = REMEMBER_ASSIGNMENT + """
-if ARGV[1] ~= '' then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
+RECORD_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + """
+if ARGV[1] ~= '' then add_bounded(KEYS[1], ARGV[1], ARGV[1], ARGV[2], ARGV[3]) end
 if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[2], 'impressions', 1) end
 redis.call('HINCRBY', KEYS[2], 'assigned', 1)
 if ARGV[4] ~= '' then
@@ -110,15 +114,12 @@ end
 # (the earliest free_at of the candidates, as they stand after it): newsletter.quiet_readers
 # gives that to the reader's browser as a signed claim. A reader forgotten a moment ago (an
 # opt-out racing a page view) is neither counted nor recorded again.
-DECIDE_SCRIPT = REMEMBER_ASSIGNMENT + FREE_AT + """
+DECIDE_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return {-1, 0, '0'} end
 local reads_key = 'prompt:reads:' .. reader
-if redis.call('ZADD', reads_key, now, slug) == 1 then
-  redis.call('ZREMRANGEBYRANK', reads_key, 0, -max_reads - 1)
-end
-redis.call('EXPIRE', reads_key, keep)
+add_bounded(reads_key, now, slug, max_reads, keep)
 local snoozed = redis.call('HGETALL', 'prompt:snooze:' .. reader)
 local snoozed_until = {}
 for i = 1, #snoozed, 2 do snoozed_until[snoozed[i]] = tonumber(snoozed[i + 1]) end
@@ -143,9 +144,7 @@ for i = 8, #ARGV, 8 do
   end
   if ok then
     local stats = 'prompt:stats:' .. counter
-    redis.call('ZADD', shown, now, ARGV[1])
-    redis.call('ZREMRANGEBYRANK', shown, 0, -max_shown - 1)
-    redis.call('EXPIRE', shown, keep)
+    add_bounded(shown, now, ARGV[1], max_shown, keep)
     if show then redis.call('HINCRBY', stats, 'impressions', 1) end
     redis.call('HINCRBY', stats, 'assigned', 1)
     redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
@@ -170,16 +169,11 @@ DECIDE_SCRIPT_ID = hashlib.sha1(DECIDE_SCRIPT.encode()).hexdigest()[:12]  # name
 
 # ARGV[1] stories to keep per reader, then four per read: reader id, story, when (epoch
 # seconds), seconds to keep. As DECIDE_SCRIPT counts a read.
-READS_SCRIPT = """
-local max_reads = tonumber(ARGV[1])
+READS_SCRIPT = ADD_BOUNDED + """
 for i = 2, #ARGV, 4 do
   local reader = ARGV[i]
   if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 0 then
-    local key = 'prompt:reads:' .. reader
-    if redis.call('ZADD', key, ARGV[i + 2], ARGV[i + 1]) == 1 then
-      redis.call('ZREMRANGEBYRANK', key, 0, -max_reads - 1)
-    end
-    redis.call('EXPIRE', key, ARGV[i + 3])
+    add_bounded('prompt:reads:' .. reader, ARGV[i + 2], ARGV[i + 1], ARGV[1], ARGV[i + 3])
   end
 end
 return 0
