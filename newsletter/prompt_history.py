@@ -52,9 +52,6 @@ class Outcome(NamedTuple):
 def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[Decision], now: datetime,
                       rules: Rules) -> Outcome:
     """Count the story read, pick the first of `choices` the reader's history allows, record it."""
-    if not choices:
-        record_read_and_load(r, reader_id, slug, now, rules)
-        return Outcome(NOTHING, 0.0)
     index, reads, quiet = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
                                                      tail=plan(rules, choices))
     if index < 0:
