@@ -10,7 +10,7 @@ then drives (a) GET /healthz, (c) one Redis round trip and nothing else
 --clients keep-alive connections. The requests of (b) are a site's page views (Stream):
 --readers readers on the site at once, each reading --views stories on average before
 another takes the place, each view naming a random story, each reader's cookies kept as a
-browser keeps them (its `rid`, and the quiet claim its last answer set); so readers
+browser keeps them (its `rid`, and the claim its last answer set); so readers
 below the metering threshold, readers shown the sign-up or the appeal, and readers capped
 come in the same shares all run long, as on a site (the stream is run until steady first).
 (a) and (c) send the same headers. Prints requests/s, p50/p99 latency, errors, the server's
@@ -55,7 +55,7 @@ DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko
 
 # Each request: the next reader of this thread's share of the page-view stream (a file, one
 # reader id per line; a reader is always the same thread's) and, for (b), a random story, with
-# the reader's cookies as a browser keeps them: its `rid`, and the quiet claim (prompt_quiet)
+# the reader's cookies as a browser keeps them: its `rid`, and the claim (prompt_claim)
 # its last answer set, kept in a jar file across phases. One connection per thread, so each
 # answer is the last request's.
 WRK_SCRIPT = r"""
@@ -89,7 +89,7 @@ function request()
   last = readers[next_reader]
   next_reader = next_reader % #readers + 1
   local cookie = "rid=" .. last
-  if jar[last] and jar[last] ~= "" then cookie = cookie .. "; prompt_quiet=" .. jar[last] end
+  if jar[last] and jar[last] ~= "" then cookie = cookie .. "; prompt_claim=" .. jar[last] end
   local headers = {["User-Agent"] = UA, ["Cookie"] = cookie}
   local path = "/healthz"
   if prompt then path = "/api/v1/prompt?article=story-" .. math.random(1, stories) end
@@ -99,7 +99,7 @@ end
 function response(status, headers, body)
   if status ~= 200 then unexpected = unexpected + 1 end
   local set = headers["Set-Cookie"]
-  local value = set and set:match("prompt_quiet=([^;]*)")
+  local value = set and set:match("prompt_claim=([^;]*)")
   if value then jar[last] = value end
 end
 function done(summary, latency, requests)
@@ -398,8 +398,8 @@ def report(rounds: list[list[load.Result]], decisions: dict[str, int]) -> int:
           f"+ {prompt.redis_cpu_ms:.3f} ms in Redis; (a)/(b) app CPU {cpu_ratio:.2f} (what the ratio would be "
           "if the app alone had the CPUs)")
     print(f"round trips: (b) made {prompt.round_trips:.2f} script calls to Redis per request (medians); the "
-          f"others were readers nothing may be shown for a while, answered from their quiet claim "
-          "(newsletter/quiet_readers.py), their reads sent a moment later in batches")
+          f"others were answered from the reader's claim (newsletter/prompt_claims.py), their reads "
+          "and impressions sent a moment later in batches")
     # Each round's (b) over its own (a), measured a minute apart, then the median: a neighbour
     # that slows one phase moves one round's ratio, not the verdict (medians of each route
     # apart could pair a fast (a) with a slow (b) and the other way round).

@@ -43,7 +43,7 @@ DEFAULTS = {
     "PROMPT_CONSENT_COOKIE": "reading_consent",  # set by the site's consent manager: yes/1/true/granted
     "PROMPT_PRICE": None,        # "{price}" in prompt copy; None: from MEMBERSHIP_MONTHLY_AMOUNT
     "PROMPT_STORY_CACHE_SECONDS": 60,  # a story's section, tags and access kept in process
-    "PROMPT_READS_DELAY_SECONDS": 0.05,  # a read needing no answer goes to Redis this long after, with others
+    "PROMPT_READS_DELAY_SECONDS": 0.05,  # a claimed view's read goes to Redis this long after, with others (0: at once)
     "ARTICLE_MAX_AGE": 60,       # Cache-Control max-age of article pages alike for every reader
     "PUBLICATION_NAME": "The Daily Edition",
     "CONSENT_TEXT": "I agree to receive the Daily Edition by email and accept the newsletter terms.",

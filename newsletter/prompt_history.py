@@ -42,22 +42,32 @@ EVENTS = ("seen", "click", "dismiss")
 COUNTS = ("assigned", "impressions") + EVENTS
 
 
+class Claim(NamedTuple):
+    """What the reader's next page views get whatever they read, as Redis answered with a decision."""
+
+    until: float        # it holds only before this time (epoch seconds; inf: no end of its own)
+    views: int | None   # for this many page views (None: any number; 0: it claims nothing)
+    again: bool         # each of them gets this decision's prompt again (False: nothing)
+
+
+NO_CLAIM = Claim(0.0, 0, False)
+
+
 class Outcome(NamedTuple):
     decision: Decision
-    # After this decision nothing may show before this time (epoch seconds), whatever the reader
-    # reads meanwhile; 0 when something may show on the next page view.
-    quiet_until: float
+    claim: Claim
 
 
 def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[Decision], now: datetime,
                       rules: Rules) -> Outcome:
     """Count the story read, pick the first of `choices` the reader's history allows, record it."""
-    index, reads, quiet = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
-                                                     tail=plan(rules, choices))
+    index, reads, until, views, again = _script(r, DECIDE_SCRIPT)(
+        keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id), tail=plan(rules, choices))
+    claim = Claim(float(until), None if views < 0 else views, again == 1) if views else NO_CLAIM
     if index < 0:
-        return Outcome(NOTHING, float(quiet))
+        return Outcome(NOTHING, claim)
     chosen = choices[index]
-    return Outcome(Decision(chosen.prompt, chosen.variant, chosen.control, int(reads)), float(quiet))
+    return Outcome(Decision(chosen.prompt, chosen.variant, chosen.control, int(reads)), claim)
 
 
 def plan(rules: Rules, choices: list[Decision]) -> Packed:

@@ -110,29 +110,53 @@ end
 # script makes as few as the answer needs: the read window's count and the snoozes are
 # read once, a story read again does not trim. The keys are made here from those ids, as
 # the Python functions name them, so the script needs a single Redis server, not a cluster.
-# It also answers until when, after this decision, nothing may show whatever the reader reads
-# (the earliest free_at of the candidates, as they stand after it): newsletter.quiet_readers
-# gives that to the reader's browser as a signed claim. A reader forgotten a moment ago (an
-# opt-out racing a page view) is neither counted nor recorded again.
+# A reader forgotten a moment ago (an opt-out racing a page view) is neither counted nor
+# recorded again.
+#
+# It also answers what the reader's next page views get whatever they read (CLAIM below):
+# newsletter.prompt_claims gives that to the reader's browser as a signed claim.
+# Returns {the chosen candidate's index or -1, the stories read in its window, the claim's
+# end (epoch seconds, 'inf': none), its views (-1: any number, 0: no claim), 1 if it is
+# the chosen prompt again on each of them (0: nothing)}.
 DECIDE_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return {-1, 0, '0'} end
+if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return {-1, 0, '0', 0, 0} end
 local reads_key = 'prompt:reads:' .. reader
 add_bounded(reads_key, now, slug, max_reads, keep)
 local snoozed = redis.call('HGETALL', 'prompt:snooze:' .. reader)
 local snoozed_until = {}
 for i = 1, #snoozed, 2 do snoozed_until[snoozed[i]] = tonumber(snoozed[i + 1]) end
 local reads_in = {}
-local quiet = math.huge
-for i = 8, #ARGV, 8 do
-  local id, counter, min_reads, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local cap, gap, show = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 6]), ARGV[i + 7] == '1'
+local function reads_within(window)
   local reads = reads_in[window]
   if reads == nil then
     reads = redis.call('ZCOUNT', reads_key, '(' .. (now - window), '+inf')
     reads_in[window] = reads
   end
+  return reads
+end
+-- The claim: on the next `views` page views before `till`, the same answer. A candidate
+-- held back by time holds the claim to that time; one held back only by too few stories
+-- read holds it to the views before enough are read (each view adds one story at most).
+local till, views = math.huge, math.huge
+local function held(i)
+  local free = free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[i], snoozed_until[ARGV[i]] or 0,
+                       tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
+  if free > 0 then
+    till = math.min(till, free)
+  else
+    views = math.min(views, tonumber(ARGV[i + 2]) - reads_within(ARGV[i + 3]) - 1)
+  end
+end
+local function claim(index, reads, again)
+  if views < 1 then return {index, reads, '0', 0, 0} end
+  return {index, reads, string.format('%.6f', till), views == math.huge and -1 or views, again}
+end
+for i = 8, #ARGV, 8 do
+  local id, counter, min_reads, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local cap, gap, show = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 6]), ARGV[i + 7] == '1'
+  local reads = reads_within(window)
   local shown = 'prompt:shown:' .. reader .. ':' .. id
   local ok = (snoozed_until[id] or 0) <= now and reads >= min_reads
   if ok and cap > 0 then
@@ -149,31 +173,53 @@ for i = 8, #ARGV, 8 do
     redis.call('HINCRBY', stats, 'assigned', 1)
     redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
     remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
-    -- Until when nothing may show after this: the ones before it as they were, it and the
-    -- ones after it as they are now (most often 0 at once: this one may show again).
-    local after = math.min(quiet, free_at(now, shown, 0, cap, tonumber(ARGV[i + 5]), gap))
-    for j = i + 8, #ARGV, 8 do
-      if after == 0 then break end
-      after = math.min(after, free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[j], snoozed_until[ARGV[j]] or 0,
-                                      tonumber(ARGV[j + 4]), tonumber(ARGV[j + 5]), tonumber(ARGV[j + 6])))
+    local index, free = (i - 8) / 8, free_at(now, shown, 0, cap, tonumber(ARGV[i + 5]), gap)
+    if free == 0 then
+      -- It may show again at once: it is the answer while the ones before it stay held back,
+      -- its cap has room and the reader has read enough (until the oldest read it needs ends).
+      if cap > 0 then
+        views = math.min(views, cap - redis.call('ZCOUNT', shown, '(' .. (now - ARGV[i + 5]), '+inf'))
+      end
+      if min_reads > 0 then
+        local needed = redis.call('ZREVRANGEBYSCORE', reads_key, '+inf', '(' .. (now - window), 'WITHSCORES',
+                                  'LIMIT', min_reads - 1, 1)[2]
+        till = math.min(till, tonumber(needed) + window)
+      end
+      return claim(index, reads, 1)
     end
-    return {(i - 8) / 8, reads, string.format('%.6f', after)}
+    -- Held back now itself: nothing, while the ones after it are held back too.
+    till = math.min(till, free)
+    for j = i + 8, #ARGV, 8 do
+      if views < 1 then break end
+      held(j)
+    end
+    return claim(index, reads, 0)
   end
-  quiet = math.min(quiet, free_at(now, shown, snoozed_until[id] or 0, cap, tonumber(ARGV[i + 5]), gap))
+  held(i)
 end
-return {-1, 0, string.format('%.6f', quiet)}
+return claim(-1, 0, 0)
 """
 
 
 DECIDE_SCRIPT_ID = hashlib.sha1(DECIDE_SCRIPT.encode()).hexdigest()[:12]  # names this way of deciding
 
-# ARGV[1] stories to keep per reader, then four per read: reader id, story, when (epoch
-# seconds), seconds to keep. As DECIDE_SCRIPT counts a read.
-READS_SCRIPT = ADD_BOUNDED + """
-for i = 2, #ARGV, 4 do
-  local reader = ARGV[i]
+# Page views answered from a claim (newsletter.deferred_reads), many in one call. ARGV[1..3]
+# stories, impressions and assigned prompts to keep per reader, then seven per page view:
+# reader id, story, when (epoch seconds), seconds to keep, and what it showed: prompt id and
+# counter id ('' for nothing), '1' if shown ('0': the control). The read is counted as
+# DECIDE_SCRIPT counts it, what was shown recorded as DECIDE_SCRIPT records it.
+READS_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + """
+for i = 4, #ARGV, 7 do
+  local reader, when, keep, id, counter = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 0 then
-    add_bounded('prompt:reads:' .. reader, ARGV[i + 2], ARGV[i + 1], ARGV[1], ARGV[i + 3])
+    add_bounded('prompt:reads:' .. reader, when, ARGV[i + 1], ARGV[1], keep)
+    if id ~= '' then
+      add_bounded('prompt:shown:' .. reader .. ':' .. id, when, when, ARGV[2], keep)
+      if ARGV[i + 6] == '1' then redis.call('HINCRBY', 'prompt:stats:' .. counter, 'impressions', 1) end
+      redis.call('HINCRBY', 'prompt:stats:' .. counter, 'assigned', 1)
+      redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
+      remember_assignment('prompt:assigned:' .. reader, id, counter, ARGV[3], keep)
+    end
   end
 end
 return 0

@@ -11,9 +11,10 @@ import time
 
 import redis
 
-from newsletter import prompt_history
+from newsletter import prompt_history, prompts
 from newsletter.deferred_reads import DeferredReads
 from newsletter.mailcatcher import free_port
+from newsletter.prompt_rules import parse_rules
 
 READER, OTHER = "a" * 32, "b" * 32
 NOW = 1_764_072_000.0
@@ -81,7 +82,7 @@ def test_redis_away_drops_the_queued_reads_logged_and_later_ones_are_sent(broker
     reads.add(READER, "one", NOW, KEEP)
     with caplog.at_level(logging.WARNING, logger="newsletter.deferred_reads"):
         assert reads.flush() == 0
-    assert "1 story reads not counted" in caplog.text
+    assert "1 page views not counted" in caplog.text
     assert reads.flush() == 0  # dropped, not retried for ever
 
     refusing = DeferredReads(broker, delay=3600)
@@ -142,3 +143,37 @@ def test_a_process_that_stops_sends_what_it_queued_first(broker, redis_url):
     """)
     subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
     assert read_stories(broker, READER) == ["last"]
+
+
+def test_what_a_claim_showed_is_recorded_as_a_decision_in_redis_records_it(broker):
+    """The same keys as DECIDE_SCRIPT leaves for the impression: the reader's, the counters, the bucket."""
+    appeal = parse_rules({"version": "d", "prompts": [
+        {"id": "appeal", "kind": "membership", "experiment": {
+            "name": "e", "control_share": 0.5, "variants": [{"id": "e:a"}]}}]}).prompts[0]
+    shown = prompts.Decision(prompt=appeal, variant=appeal.experiment.variants[0])
+    control = prompts.Decision(prompt=appeal, control=True)
+    reads = DeferredReads(broker, delay=3600)
+    reads.add(READER, "one", NOW, KEEP, shown=shown)
+    reads.add(READER, "two", NOW + 1, KEEP, shown=shown)
+    reads.add(OTHER, "one", NOW, KEEP, shown=control)
+    reads.add(OTHER, "two", NOW + 1, KEEP)  # a read, nothing shown
+    assert reads.flush() == 4
+    assert broker.zrange(f"prompt:shown:{READER}:appeal", 0, -1, withscores=True) == [
+        (f"{NOW:.6f}".encode(), NOW), (f"{NOW + 1:.6f}".encode(), NOW + 1)]
+    assert KEEP - 5 < broker.ttl(f"prompt:shown:{READER}:appeal") <= KEEP
+    counts = prompt_history.counts(broker, "e:a")
+    assert (counts["impressions"], counts["assigned"], counts["assigned_readers"]) == (2, 2, 1)
+    control_counts = prompt_history.counts(broker, "e:control")
+    assert (control_counts["impressions"], control_counts["assigned"]) == (0, 1)  # held to the cap, not shown
+    assert broker.zcard(f"prompt:shown:{OTHER}:appeal") == 1
+    assert prompt_history.assigned(broker, READER) == {"appeal": "e:a"}
+    assert prompt_history.assigned(broker, OTHER) == {"appeal": "e:control"}
+    assert read_stories(broker, OTHER) == ["one", "two"]
+
+
+def test_without_a_delay_each_page_view_is_sent_at_once_by_its_own_thread(broker):
+    reads = DeferredReads(broker, delay=0)
+    threads = sending_threads()
+    reads.add(READER, "one", NOW, KEEP)
+    assert read_stories(broker, READER) == ["one"]  # before add returned
+    assert sending_threads() == threads and reads.flush() == 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -139,7 +140,7 @@ def test_a_page_view_racing_an_opt_out_counts_and_records_nothing(broker):
     choices = [prompts.Decision(prompt=RULES.prompts[1])]
     prompt_history.forget(broker, READER)
     outcome = prompt_history.decide_and_record(broker, READER, "one", choices, NOW, RULES)
-    assert outcome == (prompts.NOTHING, 0.0)
+    assert outcome == (prompts.NOTHING, prompt_history.NO_CLAIM)
     assert broker.keys(f"prompt:*{READER}*") == [f"prompt:forgotten:{READER}".encode()]
 
 
@@ -263,15 +264,15 @@ def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, s
     history = prompt_history.record_read_and_load(broker, python_reader, "today", NOW, active)
     in_python = prompts.prompt_decision(active, reader, story, history, NOW)
     choices = prompts.candidates(active, reader, story, NOW)
-    in_redis, quiet_until = prompt_history.decide_and_record(broker, redis_reader, "today", choices, NOW, active)
+    in_redis, claim = prompt_history.decide_and_record(broker, redis_reader, "today", choices, NOW, active)
 
     # Python alone: the events counted with no Redis, the oracle both scripts answer to.
     in_model = prompts.prompt_decision(active, reader, story, modelled_history(active, reads, shown, snoozed), NOW)
 
     assert outcome(in_redis) == outcome(in_python) == outcome(in_model)
-    # Until when nothing may show after this decision, its own impression counted.
+    # What the next page views get, this decision's own impression counted.
     now_shown = [(active.prompts.index(in_redis.prompt), 0.0)] if in_redis.prompt else []
-    assert_quiet_until(active, reader, story, shown + now_shown, snoozed, quiet_until)
+    assert_claim(Later(active, reader, story, reads, shown + now_shown, snoozed), in_redis, claim)
     prompt_history.record_decision(broker, python_reader, in_python, NOW, active.history_days)
     # Recorded as record_decision records it: the impression, and the reader's bucket.
     assert prompt_history.load(broker, redis_reader, NOW, active).impressions == \
@@ -285,34 +286,67 @@ def outcome(decision: prompts.Decision) -> tuple:
     return decision.prompt and decision.prompt.id, decision.articles_read
 
 
-def assert_quiet_until(active, reader, story, shown, snoozed, quiet_until: float) -> None:
-    """What the script answers with its decision: no prompt may show before `quiet_until` however many
-    stories the reader reads meanwhile, and one may just after it (0: at once) if the reader reads enough."""
-    def shows(moment: float) -> bool:
-        at = datetime.fromtimestamp(moment, timezone.utc)
-        history = modelled_history(active, [], shown, snoozed, at)
-        every_story_read = prompts.History({w: prompt_history.MAX_READS for w in active.read_windows},
-                                           history.impressions, history.snoozed)
-        return prompts.prompt_decision(active, reader, story, every_story_read, at).prompt is not None
+@dataclass(frozen=True)
+class Later:
+    """The history given, and what a later page view decides on it (the oracle, in Python)."""
 
+    active: object
+    reader: prompts.ReaderContext
+    story: prompts.Story
+    reads: list
+    shown: list
+    snoozed: list
+
+    def decided(self, at: float, more_reads: int = 0, more_shown: tuple = ()) -> str | None:
+        """The prompt shown (its id; None for nothing) at `at`, after `more_reads` other stories
+        read then and `more_shown` impressions ((prompt index, epoch seconds)) since now."""
+        moment = datetime.fromtimestamp(at, timezone.utc)
+        history = modelled_history(self.active, self.reads, self.shown, self.snoozed, moment, more_reads, more_shown)
+        decision = prompts.prompt_decision(self.active, self.reader, self.story, history, moment)
+        return decision.prompt and decision.prompt.id
+
+
+def assert_claim(later: Later, decision: prompts.Decision, claim: prompt_history.Claim) -> None:
+    """What the script answers with its decision holds for every page view it claims, whatever
+    they read (none more, or one more story each), and no further: one view more, or a moment
+    after its end, and the answer may differ."""
     now = NOW.timestamp()
-    if quiet_until == 0:
-        assert shows(now)
+    if claim.views == 0:  # no claim: one more story read, and something may show at once
+        assert later.decided(now + 1e-6, more_reads=1) is not None
         return
-    assert quiet_until > now
-    assert not any(shows(moment) for moment in (now, (now + quiet_until) / 2, quiet_until - 0.001))
-    assert shows(quiet_until + 0.001)
+    answer = decision.prompt.id if claim.again else None
+    index = later.active.prompts.index(decision.prompt) if claim.again else None
+    end = min(claim.until, now + 40 * 86400)  # no end of its own: it holds past any window
+    views = claim.views or 5
+    assert claim.until > now
+    for at in (now + 1e-6, (now + end) / 2, end - 0.001):
+        for view in sorted({1, 2, views}):
+            if view > views:
+                continue
+            # The impressions the claim's earlier views showed, just before this one (all in any window).
+            step = min(0.001, (at - now) / view)
+            since = tuple((index, at - step * k) for k in range(1, view)) if claim.again else ()
+            for more_reads in (0, view):
+                assert later.decided(at, more_reads, since) == answer, (at - now, view, more_reads)
+    if claim.views is not None:  # one view past it: another answer
+        since = tuple((index, now + 1e-6 * k / (views + 2)) for k in range(1, views + 1)) if claim.again else ()
+        assert later.decided(now + 2e-6, views + 1, since) != answer
+    if claim.until != float("inf"):  # a moment past its end: another answer, read on or not
+        assert {later.decided(claim.until + 0.001, more) for more in (0, prompt_history.MAX_READS)} != {answer}
 
 
-def modelled_history(active, reads, shown, snoozed, at: datetime = NOW) -> prompts.History:
+def modelled_history(active, reads, shown, snoozed, at: datetime = NOW, more_reads: int = 0,
+                     more_shown: tuple = ()) -> prompts.History:
     """The history given_history leaves and the page view adds ("today", read now), counted in
-    Python from the events themselves, as prompt_history documents its keys; as it stands `at`."""
+    Python from the events themselves, as prompt_history documents its keys; as it stands `at`,
+    with `more_reads` other stories read then and `more_shown` impressions (index, epoch seconds)."""
     now = at.timestamp()
-    read_at = [ago(days) for days in reads] + [NOW.timestamp()]  # each a distinct story
+    read_at = [ago(days) for days in reads] + [NOW.timestamp()] + [now] * more_reads  # each a distinct story
     impressions = {}
-    for index, days in shown:  # the same moment (to the microsecond, as kept) twice is one impression
+    moments = [(index, ago(days)) for index, days in shown] + list(more_shown)
+    for index, moment in moments:  # the same moment (to the microsecond, as kept) twice is one impression
         if index < len(active.prompts):
-            impressions.setdefault(active.prompts[index], set()).add(ago(days))
+            impressions.setdefault(active.prompts[index], set()).add(moment)
     snoozed_until = {}
     for index, days in snoozed:  # a later snooze of a prompt replaces the earlier
         if index < len(active.prompts):

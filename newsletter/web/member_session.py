@@ -19,7 +19,8 @@ def _max_age() -> int:
 def current_reader_id() -> str | None:
     """The signed-in reader's id, or None; read once per request."""
     if "member_reader_id" not in g:
-        g.member_reader_id = _read(request.cookies.get(COOKIE))
+        cookies = request.cookies  # `in`: werkzeug's `get` makes an exception when it is missing
+        g.member_reader_id = _read(cookies[COOKIE] if COOKIE in cookies else None)
     return g.member_reader_id
 
 

@@ -54,7 +54,9 @@ def prompt_events():
             prompt_history.snooze(store, reader_id, target.id, utcnow(), target.snooze_days, rules.history_days)
     except redis.RedisError as error:  # a lost event is a lost count, not an error for the reader
         current_app.logger.warning("prompt event not counted: Redis did not answer or refused (%s)", error)
-    return "", 204
+    response = current_app.response_class(status=204)
+    # A claim may say this prompt shows on the next page views: after a dismissal, Redis decides.
+    return prompt_reader.drop_claim(response) if event == "dismiss" else response
 
 
 def event_fields() -> tuple[str, str, str]:

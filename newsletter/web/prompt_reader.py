@@ -6,8 +6,9 @@ Cookies:
 - PROMPT_CONSENT_COOKIE: set by the site's consent manager; with PROMPT_REQUIRE_CONSENT
   on, a reader is counted only when its value is one of CONSENT_VALUES;
 - `subscriber`: signed, set when this browser signed up to or confirmed the Daily Edition;
-- `prompt_quiet`: signed, "no prompt may show reader <rid> on these prompts in play before
-  <time>", as Redis answered it (newsletter.quiet_readers): until then no round trip.
+- `prompt_claim`: signed, "reader <rid>'s next <n> page views on these prompts in play get
+  <nothing or this prompt> before <time>", as Redis answered it (newsletter.prompt_claims):
+  while it holds, no round trip.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import redis
 from flask import Flask, Response, current_app, render_template, request
 from itsdangerous import BadSignature, Signer, URLSafeSerializer
 
-from newsletter import articles, db, prompt_history, prompts, quiet_readers
+from newsletter import articles, db, prompt_claims, prompt_history, prompts
 from newsletter.deferred_reads import DeferredReads
 from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
@@ -37,10 +38,10 @@ from newsletter.web import member_session
 
 log = logging.getLogger(__name__)
 
-READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE, QUIET_COOKIE = "rid", "no_reading_history", "subscriber", \
-    "prompt_quiet"
-QUIET_MOST_SECONDS = 31 * 86400  # a quiet claim holds no longer than a month's cap window
-QUIET_LONGEST_VALUE = 128  # a claim is about 90 characters; longer values are not looked at
+READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE, CLAIM_COOKIE = "rid", "no_reading_history", "subscriber", \
+    "prompt_claim"
+CLAIM_MOST_SECONDS = 31 * 86400  # a claim holds no longer than a month's cap window
+CLAIM_LONGEST_VALUE = 128  # a claim is about 100 characters; longer values are not looked at
 READER_ID = re.compile(r"[0-9a-f]{32}")
 CONSENT_VALUES = {"1", "yes", "true", "granted", "all"}
 SUBSCRIBING_ENDPOINTS = ("subscriptions.signup", "subscriptions.confirm")
@@ -55,18 +56,19 @@ class Slot:
     reader: ReaderContext
     new_reader_id: bool  # the `rid` cookie must be set on the response
     html: str
-    quiet: str | None = None  # a new quiet claim to set (QUIET_COOKIE), kept quiet_seconds
-    quiet_seconds: int = 0
+    claim: str | None = None  # a claim to set (CLAIM_COOKIE) for claim_seconds; '': drop the one there
+    claim_seconds: int = 0
 
 
-def rules() -> Rules:
+def rules(app: Flask | None = None) -> Rules:
     """The rules in force; the file is read at most once a second (load_rules). A file
     that cannot be read or is not valid leaves the last good rules in force (none yet: no
     prompt), logged, so a bad edit on disk never breaks a reader's page."""
-    cached = current_app.extensions.get("newsletter.prompt_rules")
+    extensions = (app or current_app).extensions
+    cached = extensions.get("newsletter.prompt_rules")
     if cached is None or cached[0] < time.monotonic():
         cached = (time.monotonic() + 1, _loaded(cached[1] if cached else SWITCHED_OFF))
-        current_app.extensions["newsletter.prompt_rules"] = cached
+        extensions["newsletter.prompt_rules"] = cached
     return cached[1]
 
 
@@ -122,12 +124,14 @@ def mark_subscriber(response: Response) -> Response:
 
 # ---------------------------------------------------------------- the reader
 
-def reader_context(store: redis.Redis | None) -> tuple[ReaderContext, bool]:
+def reader_context(store: redis.Redis | None, config=None, cookies=None) -> tuple[ReaderContext, bool]:
     """This request's reader, and whether its id is new (a cookie to set)."""
-    bot = is_bot(request.headers.get("User-Agent", ""))
-    state, subscriber = reader_standing()
-    counted = store is not None and not bot and state == "none" and may_count()
-    reader_id = known_reader_id()
+    config = current_app.config if config is None else config
+    cookies = request.cookies if cookies is None else cookies
+    bot = is_bot(request.environ.get("HTTP_USER_AGENT", ""))
+    state, subscriber = reader_standing(cookies)
+    counted = store is not None and not bot and state == "none" and may_count(cookies, config)
+    reader_id = known_reader_id(cookies)
     new = counted and reader_id is None
     if new:
         reader_id = secrets.token_hex(16)
@@ -135,13 +139,20 @@ def reader_context(store: redis.Redis | None) -> tuple[ReaderContext, bool]:
                          bot=bot, counted=counted), new
 
 
-def reader_standing() -> tuple[str, bool]:
+def cookie(cookies, name: str) -> str:
+    """A cookie's value, '' for none (werkzeug's `get` makes an exception for each one missing)."""
+    return cookies[name] if name in cookies else ""
+
+
+def reader_standing(cookies=None) -> tuple[str, bool]:
     """Membership state and subscription, read from the database only for a signed-in reader."""
-    member = member_session.current_reader_id()
+    cookies = request.cookies if cookies is None else cookies
+    # No sign-in cookie, no member (a page that decides a slot never signs a reader in).
+    member = member_session.current_reader_id() if member_session.COOKIE in cookies else None
     if member is None:
-        return "none", signed_subscriber()
+        return "none", signed_subscriber(cookies)
     state, subscriber = standing(db.session(), member, utcnow(), current_app.config["MEMBERSHIP_GRACE_DAYS"])
-    return state, subscriber or signed_subscriber()
+    return state, subscriber or signed_subscriber(cookies)
 
 
 def personal() -> bool:
@@ -149,16 +160,18 @@ def personal() -> bool:
     return bool(request.cookies.get(member_session.COOKIE) or request.cookies.get(SUBSCRIBER_COOKIE))
 
 
-def may_count() -> bool:
-    if request.cookies.get(OPTOUT_COOKIE):
+def may_count(cookies=None, config=None) -> bool:
+    cookies = request.cookies if cookies is None else cookies
+    config = current_app.config if config is None else config
+    if cookie(cookies, OPTOUT_COOKIE):
         return False
-    if not current_app.config["PROMPT_REQUIRE_CONSENT"]:
+    if not config["PROMPT_REQUIRE_CONSENT"]:
         return True
-    return request.cookies.get(current_app.config["PROMPT_CONSENT_COOKIE"], "").lower() in CONSENT_VALUES
+    return cookie(cookies, config["PROMPT_CONSENT_COOKIE"]).lower() in CONSENT_VALUES
 
 
-def known_reader_id() -> str | None:
-    value = request.cookies.get(READER_COOKIE, "")
+def known_reader_id(cookies=None) -> str | None:
+    value = cookie(request.cookies if cookies is None else cookies, READER_COOKIE)
     return value if READER_ID.fullmatch(value) else None
 
 
@@ -166,8 +179,8 @@ def _subscriber_signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="subscriber")
 
 
-def signed_subscriber() -> bool:
-    value = request.cookies.get(SUBSCRIBER_COOKIE)
+def signed_subscriber(cookies=None) -> bool:
+    value = cookie(request.cookies if cookies is None else cookies, SUBSCRIBER_COOKIE)
     if not value:
         return False
     try:
@@ -183,59 +196,72 @@ def remember_subscriber(response: Response) -> Response:
 
 
 def remember(response: Response, slot: Slot) -> Response:
-    """The cookies a slot's decision leaves: a new reader's id, a new quiet claim."""
+    """The cookies a slot's decision leaves: a new reader's id, a new claim or none."""
     if slot.new_reader_id:
         remember_reader(response, slot.reader.id)
-    if slot.quiet:
-        response.set_cookie(QUIET_COOKIE, slot.quiet, max_age=slot.quiet_seconds, httponly=True, samesite="Lax",
+    if slot.claim:
+        response.set_cookie(CLAIM_COOKIE, slot.claim, max_age=slot.claim_seconds, httponly=True, samesite="Lax",
                             secure=_secure())
+    elif slot.claim == "":
+        drop_claim(response)
     return response
 
 
-def _quiet_signer() -> Signer:
-    """Signs quiet claims. The salt names the decision script: a release that changes how the
-    quiet time is worked out voids the claims given before it."""
-    signer = current_app.extensions.get("newsletter.quiet_signer")
+def drop_claim(response: Response) -> Response:
+    response.delete_cookie(CLAIM_COOKIE, httponly=True, samesite="Lax")
+    return response
+
+
+def _claim_signer(app: Flask) -> Signer:
+    """Signs claims. The salt names the decision script: a release that changes how claims are
+    worked out voids the ones given before it."""
+    signer = app.extensions.get("newsletter.claim_signer")
     if signer is None:
-        signer = current_app.extensions["newsletter.quiet_signer"] = Signer(
-            current_app.config["SECRET_KEY"], salt=f"prompt-quiet:{DECIDE_SCRIPT_ID}")
+        signer = app.extensions["newsletter.claim_signer"] = Signer(
+            app.config["SECRET_KEY"], salt=f"prompt-claim:{DECIDE_SCRIPT_ID}")
     return signer
 
 
-def claimed(reader_id: str) -> Callable[[str], float]:
-    """What this request's quiet claim says for a fingerprint: until when no prompt may show
-    (0: it makes no claim for this reader and these prompts)."""
-    value = request.cookies.get(QUIET_COOKIE, "")
-    claim = _verified(_quiet_signer(), value) if 0 < len(value) <= QUIET_LONGEST_VALUE else None
+def claimed(app: Flask, cookies, reader_id: str) -> Callable[[str], prompt_claims.Claim | None]:
+    """This request's claim, for the fingerprint of the prompts in play: None when it makes none
+    for this reader and these prompts."""
+    value = cookie(cookies, CLAIM_COOKIE)
+    claim = _verified(_claim_signer(app), value) if 0 < len(value) <= CLAIM_LONGEST_VALUE else None
     if claim is None or claim[0] != reader_id:
         return _no_claim
-    _, fingerprint, until = claim
-    return lambda asked: until if asked == fingerprint else 0.0
+    return lambda asked: claim[1] if asked == claim[1].fingerprint else None
 
 
 @lru_cache(maxsize=16_384)
-def _verified(signer: Signer, value: str) -> tuple[str, str, float] | None:
-    """A quiet claim's reader id, fingerprint and time, once per claim and process (a reader
-    brings the same one back on every page view while it holds); None if not ours."""
+def _verified(signer: Signer, value: str) -> tuple[str, prompt_claims.Claim] | None:
+    """A claim's reader id and what it says, once per claim and process (a reader brings the
+    same one back on every page view while it holds); None if not ours."""
     try:
-        claimant, fingerprint, until_ms = signer.unsign(value).decode().split(".")
-        return claimant, fingerprint, int(until_ms) / 1000
+        claimant, fingerprint, until_ms, views, shown, articles_read = signer.unsign(value).decode().split(".")
+        return claimant, prompt_claims.Claim(fingerprint, int(until_ms) / 1000, int(views) if views else None,
+                                             int(shown), int(articles_read))
     except (BadSignature, ValueError):  # forged, altered, or from another SECRET_KEY
         return None
 
 
-def _no_claim(fingerprint: str) -> float:
-    return 0.0
+def _no_claim(fingerprint: str) -> None:
+    return None
 
 
-def quiet_claim(reader: ReaderContext, counted: quiet_readers.Counted, moment: float) -> tuple[str | None, int]:
-    """The claim to give the reader when Redis said nothing may show for a while, and its seconds."""
-    until = min(counted.quiet_until, moment + QUIET_MOST_SECONDS)
-    if not reader.counted or until - moment < 1:
+def claim_cookie(app: Flask, reader: ReaderContext, counted: prompt_claims.Counted,
+                 moment: float) -> tuple[str | None, int]:
+    """The claim cookie's value and seconds after this decision: None when the one the request
+    brought stays, '' when it goes."""
+    claim = counted.claim
+    if not reader.counted or not counted.changed:
         return None, 0
+    if claim is None:
+        return "", 0
+    until = min(claim.until, moment + CLAIM_MOST_SECONDS)
     # Milliseconds, rounded down: the claim may end a little early, never late.
-    payload = f"{reader.id}.{counted.fingerprint}.{int(until * 1000)}"
-    return _quiet_signer().sign(payload).decode(), int(until - moment)
+    views = "" if claim.views is None else str(claim.views)
+    payload = f"{reader.id}.{claim.fingerprint}.{int(until * 1000)}.{views}.{claim.shown}.{claim.articles_read}"
+    return _claim_signer(app).sign(payload).decode(), max(1, int(until - moment))
 
 
 def remember_reader(response: Response, reader_id: str) -> Response:
@@ -252,14 +278,15 @@ def _secure() -> bool:
 
 def story_facts(slug: str) -> Story:
     """The story's section, tags and access, kept in process for PROMPT_STORY_CACHE_SECONDS."""
-    cache = current_app.extensions.setdefault("newsletter.prompt_stories", {})
+    app = current_app._get_current_object()  # one look-up: every page view asks
+    cache = app.extensions.setdefault("newsletter.prompt_stories", {})
     hit = cache.get(slug)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
     story = story_of(articles.get(db.session(), slug))
     if len(cache) > 10_000:
         cache.clear()
-    cache[slug] = (time.monotonic() + current_app.config["PROMPT_STORY_CACHE_SECONDS"], story)
+    cache[slug] = (time.monotonic() + app.config["PROMPT_STORY_CACHE_SECONDS"], story)
     return story
 
 
@@ -272,39 +299,41 @@ def story_of(article) -> Story:
 
 def slot(story: Story) -> Slot:
     """Decide what the slot shows this reader on `story`, count it, and render it."""
-    store = redis_client(current_app)
-    reader, new = reader_context(store)
-    active = rules()
+    app, cookies = current_app._get_current_object(), request.cookies  # looked up once: every page view asks
+    store = redis_client(app)
+    reader, new = reader_context(store, app.config, cookies)
+    active = rules(app)
     now = utcnow()
     try:
-        counted = decide(store, active, reader, story, now)
+        counted = decide(app, cookies, store, active, reader, story, now)
     except redis.RedisError as error:  # down, or refusing (out of memory, read-only after a failover)
         log.warning("prompt slot left empty: Redis did not answer or refused (%s)", error)
-        counted = quiet_readers.Counted(prompts.NOTHING, "", 0.0)
-    return Slot(counted.decision, reader, new, render_slot(counted.decision, story.slug),
-                *quiet_claim(reader, counted, now.timestamp()))
+        counted = prompt_claims.Counted(prompts.NOTHING, "", None, False)
+    return Slot(counted.decision, reader, new, render_slot(counted.decision, story.slug, app),
+                *claim_cookie(app, reader, counted, now.timestamp()))
 
 
-def decide(store, active: Rules, reader: ReaderContext, story: Story, now) -> quiet_readers.Counted:
+def decide(app: Flask, cookies, store, active: Rules, reader: ReaderContext, story: Story,
+           now) -> prompt_claims.Counted:
     """A counted reader: the story read, the decision and its record in one Redis round trip, or
-    none while its quiet claim holds. Any other: decided without history, counted only in the
+    none while its claim holds. Any other: decided without history, counted only in the
     variant's counters."""
     if reader.counted:
-        return quiet_readers.decide(store, deferred_reads(current_app), active, reader, story, now,
-                                    claimed(reader.id))
+        return prompt_claims.decide(store, deferred_reads(app), active, reader, story, now,
+                                    claimed(app, cookies, reader.id))
     decision = prompts.prompt_decision(active, reader, story, History(), now)
     if store is not None and not reader.bot:
         prompt_history.record_decision(store, reader.id, decision, now, active.history_days)
-    return quiet_readers.Counted(decision, "", 0.0)
+    return prompt_claims.Counted(decision, "", None, False)
 
 
-def render_slot(decision: Decision, slug: str) -> str:
+def render_slot(decision: Decision, slug: str, app: Flask | None = None) -> str:
     """The prompt's HTML: rendered once per prompt, variant, story and count, kept in process.
     Nothing in it is the reader's own: its form's CSRF token is fetched when it is sent."""
     if not decision.show:
         return ""
     return kept(("html", decision.variant_id, slug, decision.articles_read),
-                lambda: render_prompt(decision, slug))
+                lambda: render_prompt(decision, slug), app)
 
 
 def answer(slot: Slot, slug: str) -> bytes:
@@ -316,12 +345,13 @@ def answer(slot: Slot, slug: str) -> bytes:
                                     "html": slot.html}).encode())
 
 
-def kept(key: tuple, make):
+def kept(key: tuple, make, app: Flask | None = None):
     """`make()`, kept in process per key until the rules change (new rules: new copy)."""
-    active = rules()
-    store = current_app.extensions.get("newsletter.prompt_kept")
+    app = app or current_app._get_current_object()
+    active = rules(app)
+    store = app.extensions.get("newsletter.prompt_kept")
     if store is None or store[0] is not active or len(store[1]) > 20_000:
-        store = current_app.extensions["newsletter.prompt_kept"] = (active, {})
+        store = app.extensions["newsletter.prompt_kept"] = (active, {})
     value = store[1].get(key)
     if value is None:
         value = store[1][key] = make()
@@ -360,7 +390,7 @@ def stop_counting(response: Response) -> Response:
         log.warning("reading history not forgotten yet: Redis did not answer or refused (%s)", error)
     else:
         response.delete_cookie(READER_COOKIE, httponly=True, samesite="Lax")
-        response.delete_cookie(QUIET_COOKIE, httponly=True, samesite="Lax")
+        drop_claim(response)
     response.set_cookie(OPTOUT_COOKIE, "1", max_age=COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
                         secure=_secure())
     return response

@@ -108,29 +108,43 @@ def script_calls(broker) -> int:
     return int(broker.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
 
-def test_a_capped_reader_gets_a_quiet_claim_and_no_round_trip_while_it_holds(app, client, stories, broker):
-    for slug in stories[:3]:  # the sign-up, nothing (two stories read), the appeal
-        ask(client, slug)
-    assert client.get_cookie("prompt_quiet") is None  # the appeal may show again
-    assert ask(client, stories[3]).json["prompt"] == "membership"  # its cap: nothing for 30 days
-    claim, reader = client.get_cookie("prompt_quiet"), client.get_cookie("rid").value
-    assert claim is not None and claim.http_only and claim.same_site == "Lax"
-    assert 29 * 86400 < (claim.expires - utcnow()).total_seconds() <= 30 * 86400
+def test_claims_answer_most_page_views_without_a_round_trip(app, client, stories, broker):
+    app.config["PROMPT_READS_DELAY_SECONDS"] = 3600  # claimed views' reads are sent when the test says
+    calls = script_calls(broker)
+    assert ask(client, stories[0]).json["prompt"] == "newsletter"  # the appeal is two stories away
+    claim = client.get_cookie("prompt_claim")
+    assert claim is not None and claim.http_only and claim.same_site == "Lax" and script_calls(broker) == calls + 1
+    assert ask(client, stories[1]).json["show"] is False and script_calls(broker) == calls + 1  # from the claim
+    assert client.get_cookie("prompt_claim") is None  # used up
+    flush = app.extensions["newsletter.deferred_reads"].flush
+    assert flush() == 1
 
     calls = script_calls(broker)
-    assert [ask(client, slug).json["show"] for slug in (stories[4], stories[0])] == [False, False]
-    assert script_calls(broker) == calls  # answered without Redis
-    app.extensions["newsletter.deferred_reads"].flush()
-    assert prompt_history.stories_read(broker, reader, utcnow(), 30) == 5  # and still counted
+    appeal = ask(client, stories[2]).json
+    assert appeal["variant"] == "exp:a" and "Read 3 stories?" in appeal["html"]
+    assert client.get_cookie("prompt_claim") is not None  # the cap has room for one more
+    again = ask(client, stories[3]).json
+    assert again["variant"] == "exp:a" and "Read 4 stories?" in again["html"]
+    assert script_calls(broker) == calls + 1 and client.get_cookie("prompt_claim") is None
+    assert flush() == 1 and prompt_history.counts(broker, "exp:a")["impressions"] == 2
+
+    calls = script_calls(broker)
+    assert ask(client, stories[4]).json["show"] is False  # capped: nothing for 30 days
+    claim, reader = client.get_cookie("prompt_claim"), client.get_cookie("rid").value
+    assert 29 * 86400 < (claim.expires - utcnow()).total_seconds() <= 30 * 86400
+    assert [ask(client, slug).json["show"] for slug in (stories[0], stories[1])] == [False, False]
+    assert script_calls(broker) == calls + 1  # answered without Redis
+    assert client.get_cookie("prompt_claim").value == claim.value  # nothing changed: no cookie set
+    assert flush() == 2 and prompt_history.stories_read(broker, reader, utcnow(), 30) == 5  # and still counted
 
     calls = script_calls(broker)
     for bad in (claim.value[:-2] + "xx",  # altered
                 claim.value.replace(reader, "f" * 32)):  # another reader's, re-signed by no one
-        client.set_cookie("prompt_quiet", bad)
+        client.set_cookie("prompt_claim", bad)
         assert ask(client, stories[0]).json["show"] is False
     assert script_calls(broker) == calls + 2  # Redis asked each time, and said the same
     client.set_cookie("rid", "e" * 32)  # the claim belongs to another reader id
-    client.set_cookie("prompt_quiet", claim.value)
+    client.set_cookie("prompt_claim", claim.value)
     assert ask(client, stories[0]).json["prompt"] == "newsletter" and script_calls(broker) == calls + 3
 
 
@@ -138,24 +152,34 @@ def test_a_claim_holds_a_month_at_most_and_junk_is_not_looked_at(app, client, st
     app.config["PROMPT_RULES"] = rules_file(tmp_path, {"version": "long", "prompts": [
         {"id": "daily", "kind": "newsletter", "frequency_cap": {"impressions": 1, "window_days": 365}}]})
     assert ask(client, stories[0]).json["prompt"] == "newsletter"  # then nothing for a year
-    claim = client.get_cookie("prompt_quiet").value
+    claim = client.get_cookie("prompt_claim").value
     until = int(claim.split(".")[2]) / 1000
-    assert until - utcnow().timestamp() <= prompt_reader.QUIET_MOST_SECONDS
+    assert until - utcnow().timestamp() <= prompt_reader.CLAIM_MOST_SECONDS
 
     known = prompt_reader._verified.cache_info().currsize
-    client.set_cookie("prompt_quiet", "x" * 4000)  # not a claim: not verified, not kept
+    client.set_cookie("prompt_claim", "x" * 4000)  # not a claim: not verified, not kept
     calls = script_calls(broker)
     assert ask(client, stories[1]).json["show"] is False and script_calls(broker) == calls + 1
     assert prompt_reader._verified.cache_info().currsize == known
 
 
-def test_opting_out_drops_the_quiet_claim(client, stories):
-    for slug in stories[:4]:
+def test_opting_out_drops_the_claim(client, stories):
+    for slug in stories[:5]:
         ask(client, slug)
-    assert client.get_cookie("prompt_quiet") is not None
+    assert client.get_cookie("prompt_claim") is not None
     stop = {"action": "stop", "csrf_token": csrf_token(client, "/reading-history")}
     assert client.post("/reading-history", data=stop).status_code == 303
-    assert client.get_cookie("prompt_quiet") is None
+    assert client.get_cookie("prompt_claim") is None
+
+
+def test_a_dismissal_drops_the_claim_that_would_show_the_appeal_again(client, stories, broker):
+    for slug in stories[:3]:
+        ask(client, slug)
+    assert client.get_cookie("prompt_claim") is not None  # the appeal on the next view too
+    assert event(client, "dismiss", "exp:a").status_code == 204
+    assert client.get_cookie("prompt_claim") is None
+    assert ask(client, stories[3]).json["prompt"] is None  # Redis asked: snoozed
+    assert prompt_history.counts(broker, "exp:a")["impressions"] == 1
 
 
 def test_dismissal_snoozes_the_appeal_for_its_days(client, stories):
