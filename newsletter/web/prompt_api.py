@@ -10,7 +10,7 @@ from newsletter import prompt_rules_edit as edit
 from newsletter.prompt_rules import InvalidRules
 from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
-from newsletter.web import prompt_reader, requestinfo
+from newsletter.web import claim_cookie, prompt_reader, requestinfo
 from newsletter.web.auth import operator_required
 
 bp = Blueprint("prompt_api", __name__, url_prefix="/api/v1")
@@ -56,7 +56,7 @@ def prompt_events():
         current_app.logger.warning("prompt event not counted: Redis did not answer or refused (%s)", error)
     response = current_app.response_class(status=204)
     # A claim may say this prompt shows on the next page views: after a dismissal, Redis decides.
-    return prompt_reader.drop_claim(response) if event == "dismiss" else response
+    return claim_cookie.drop(response) if event == "dismiss" else response
 
 
 def event_fields() -> tuple[str, str, str]:

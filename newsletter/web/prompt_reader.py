@@ -6,9 +6,7 @@ Cookies:
 - PROMPT_CONSENT_COOKIE: set by the site's consent manager; with PROMPT_REQUIRE_CONSENT
   on, a reader is counted only when its value is one of CONSENT_VALUES;
 - `subscriber`: signed, set when this browser signed up to or confirmed the Daily Edition;
-- `prompt_claim`: signed, "reader <rid>'s next <n> page views on these prompts in play get
-  <nothing or this prompt> before <time>", as Redis answered it (newsletter.prompt_claims):
-  while it holds, no round trip.
+- `prompt_claim`: signed, what the reader's next page views get (newsletter.web.claim_cookie).
 """
 from __future__ import annotations
 
@@ -19,11 +17,10 @@ import secrets
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import redis
 from flask import Flask, Response, current_app, render_template, request
-from itsdangerous import BadSignature, Signer, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from newsletter import articles, db, prompt_claims, prompt_history, prompts
 from newsletter.deferred_reads import DeferredReads
@@ -31,17 +28,14 @@ from newsletter.crawlers import is_bot
 from newsletter.models import utcnow
 from newsletter.prompt_audience import standing
 from newsletter.prompt_rules import InvalidRules, Rules, load_rules, rules_path
-from newsletter.prompt_scripts import DECIDE_SCRIPT_ID
 from newsletter.prompts import Decision, History, ReaderContext, Story
 from newsletter.redis_url import for_redis_py
-from newsletter.web import member_session
+from newsletter.web import claim_cookie, member_session
+from newsletter.web.requestinfo import cookie
 
 log = logging.getLogger(__name__)
 
-READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE, CLAIM_COOKIE = "rid", "no_reading_history", "subscriber", \
-    "prompt_claim"
-CLAIM_MOST_SECONDS = 31 * 86400  # a claim holds no longer than a month's cap window
-CLAIM_LONGEST_VALUE = 128  # a claim is about 100 characters; longer values are not looked at
+READER_COOKIE, OPTOUT_COOKIE, SUBSCRIBER_COOKIE = "rid", "no_reading_history", "subscriber"
 READER_ID = re.compile(r"[0-9a-f]{32}")
 CONSENT_VALUES = {"1", "yes", "true", "granted", "all"}
 SUBSCRIBING_ENDPOINTS = ("subscriptions.signup", "subscriptions.confirm")
@@ -56,7 +50,7 @@ class Slot:
     reader: ReaderContext
     new_reader_id: bool  # the `rid` cookie must be set on the response
     html: str
-    claim: str | None = None  # a claim to set (CLAIM_COOKIE) for claim_seconds; '': drop the one there
+    claim: str | None = None  # a claim to set (claim_cookie.COOKIE) for claim_seconds; '': drop the one there
     claim_seconds: int = 0
 
 
@@ -139,11 +133,6 @@ def reader_context(store: redis.Redis | None, config=None, cookies=None) -> tupl
                          bot=bot, counted=counted), new
 
 
-def cookie(cookies, name: str) -> str:
-    """A cookie's value, '' for none (werkzeug's `get` makes an exception for each one missing)."""
-    return cookies[name] if name in cookies else ""
-
-
 def reader_standing(cookies=None) -> tuple[str, bool]:
     """Membership state and subscription, read from the database only for a signed-in reader."""
     cookies = request.cookies if cookies is None else cookies
@@ -200,68 +189,11 @@ def remember(response: Response, slot: Slot) -> Response:
     if slot.new_reader_id:
         remember_reader(response, slot.reader.id)
     if slot.claim:
-        response.set_cookie(CLAIM_COOKIE, slot.claim, max_age=slot.claim_seconds, httponly=True, samesite="Lax",
-                            secure=_secure())
+        response.set_cookie(claim_cookie.COOKIE, slot.claim, max_age=slot.claim_seconds, httponly=True,
+                            samesite="Lax", secure=_secure())
     elif slot.claim == "":
-        drop_claim(response)
+        claim_cookie.drop(response)
     return response
-
-
-def drop_claim(response: Response) -> Response:
-    response.delete_cookie(CLAIM_COOKIE, httponly=True, samesite="Lax")
-    return response
-
-
-def _claim_signer(app: Flask) -> Signer:
-    """Signs claims. The salt names the decision script: a release that changes how claims are
-    worked out voids the ones given before it."""
-    signer = app.extensions.get("newsletter.claim_signer")
-    if signer is None:
-        signer = app.extensions["newsletter.claim_signer"] = Signer(
-            app.config["SECRET_KEY"], salt=f"prompt-claim:{DECIDE_SCRIPT_ID}")
-    return signer
-
-
-def claimed(app: Flask, cookies, reader_id: str) -> Callable[[str], prompt_claims.Claim | None]:
-    """This request's claim, for the fingerprint of the prompts in play: None when it makes none
-    for this reader and these prompts."""
-    value = cookie(cookies, CLAIM_COOKIE)
-    claim = _verified(_claim_signer(app), value) if 0 < len(value) <= CLAIM_LONGEST_VALUE else None
-    if claim is None or claim[0] != reader_id:
-        return _no_claim
-    return lambda asked: claim[1] if asked == claim[1].fingerprint else None
-
-
-@lru_cache(maxsize=16_384)
-def _verified(signer: Signer, value: str) -> tuple[str, prompt_claims.Claim] | None:
-    """A claim's reader id and what it says, once per claim and process (a reader brings the
-    same one back on every page view while it holds); None if not ours."""
-    try:
-        claimant, fingerprint, until_ms, views, shown, articles_read = signer.unsign(value).decode().split(".")
-        return claimant, prompt_claims.Claim(fingerprint, int(until_ms) / 1000, int(views) if views else None,
-                                             int(shown), int(articles_read))
-    except (BadSignature, ValueError):  # forged, altered, or from another SECRET_KEY
-        return None
-
-
-def _no_claim(fingerprint: str) -> None:
-    return None
-
-
-def claim_cookie(app: Flask, reader: ReaderContext, counted: prompt_claims.Counted,
-                 moment: float) -> tuple[str | None, int]:
-    """The claim cookie's value and seconds after this decision: None when the one the request
-    brought stays, '' when it goes."""
-    claim = counted.claim
-    if not reader.counted or not counted.changed:
-        return None, 0
-    if claim is None:
-        return "", 0
-    until = min(claim.until, moment + CLAIM_MOST_SECONDS)
-    # Milliseconds, rounded down: the claim may end a little early, never late.
-    views = "" if claim.views is None else str(claim.views)
-    payload = f"{reader.id}.{claim.fingerprint}.{int(until * 1000)}.{views}.{claim.shown}.{claim.articles_read}"
-    return _claim_signer(app).sign(payload).decode(), max(1, int(until - moment))
 
 
 def remember_reader(response: Response, reader_id: str) -> Response:
@@ -310,7 +242,7 @@ def slot(story: Story) -> Slot:
         log.warning("prompt slot left empty: Redis did not answer or refused (%s)", error)
         counted = prompt_claims.Counted(prompts.NOTHING, "", None, False)
     return Slot(counted.decision, reader, new, render_slot(counted.decision, story.slug, app),
-                *claim_cookie(app, reader, counted, now.timestamp()))
+                *claim_cookie.value(app, reader, counted, now.timestamp()))
 
 
 def decide(app: Flask, cookies, store, active: Rules, reader: ReaderContext, story: Story,
@@ -320,7 +252,7 @@ def decide(app: Flask, cookies, store, active: Rules, reader: ReaderContext, sto
     variant's counters."""
     if reader.counted:
         return prompt_claims.decide(store, deferred_reads(app), active, reader, story, now,
-                                    claimed(app, cookies, reader.id))
+                                    claim_cookie.claimed(app, cookies, reader.id))
     decision = prompts.prompt_decision(active, reader, story, History(), now)
     if store is not None and not reader.bot:
         prompt_history.record_decision(store, reader.id, decision, now, active.history_days)
@@ -390,7 +322,7 @@ def stop_counting(response: Response) -> Response:
         log.warning("reading history not forgotten yet: Redis did not answer or refused (%s)", error)
     else:
         response.delete_cookie(READER_COOKIE, httponly=True, samesite="Lax")
-        drop_claim(response)
+        claim_cookie.drop(response)
     response.set_cookie(OPTOUT_COOKIE, "1", max_age=COOKIE_DAYS * 86400, httponly=True, samesite="Lax",
                         secure=_secure())
     return response

@@ -87,3 +87,9 @@ def _normalised(raw: Any) -> str | None:
         return addresses.normalise(raw)
     except addresses.InvalidEmail:
         return None
+
+
+def cookie(cookies, name: str) -> str:
+    """A cookie's value, '' for none (werkzeug's `get` makes an exception for each one missing,
+    which a page view asking for five cookies pays five times)."""
+    return cookies[name] if name in cookies else ""

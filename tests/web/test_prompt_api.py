@@ -15,7 +15,7 @@ from itsdangerous import URLSafeTimedSerializer
 from newsletter import memberships, prompt_history
 from newsletter.mailcatcher import free_port
 from newsletter.models import Membership, utcnow
-from newsletter.web import member_session, prompt_reader
+from newsletter.web import claim_cookie, member_session, prompt_reader
 from tests.factories import make_article, paragraph
 from tests.support.prompts import rules_file
 from tests.web.markup import parse
@@ -154,13 +154,13 @@ def test_a_claim_holds_a_month_at_most_and_junk_is_not_looked_at(app, client, st
     assert ask(client, stories[0]).json["prompt"] == "newsletter"  # then nothing for a year
     claim = client.get_cookie("prompt_claim").value
     until = int(claim.split(".")[2]) / 1000
-    assert until - utcnow().timestamp() <= prompt_reader.CLAIM_MOST_SECONDS
+    assert until - utcnow().timestamp() <= claim_cookie.MOST_SECONDS
 
-    known = prompt_reader._verified.cache_info().currsize
+    known = claim_cookie._verified.cache_info().currsize
     client.set_cookie("prompt_claim", "x" * 4000)  # not a claim: not verified, not kept
     calls = script_calls(broker)
     assert ask(client, stories[1]).json["show"] is False and script_calls(broker) == calls + 1
-    assert prompt_reader._verified.cache_info().currsize == known
+    assert claim_cookie._verified.cache_info().currsize == known
 
 
 def test_opting_out_drops_the_claim(client, stories):
