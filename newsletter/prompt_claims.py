@@ -81,7 +81,8 @@ def decide(store: redis.Redis, reads: DeferredReads, rules: Rules, reader: Reade
         return _answered(reads, claim, in_play, reader, story, moment, keep)
     choices = [prompts.assigned(prompt, reader, 0) for prompt in in_play]
     decision, given = prompt_history.decide_and_record(store, reader.id, story.slug, choices, now, rules)
-    fresh = _claim(mark, given, in_play.index(decision.prompt) if decision.prompt else -1, decision, moment)
+    shown = next((n for n, prompt in enumerate(in_play) if prompt is decision.prompt), -1)
+    fresh = _claim(mark, given, shown, decision, moment)
     return Counted(decision, mark, fresh or claim, fresh is not None)
 
 

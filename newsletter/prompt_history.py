@@ -61,9 +61,11 @@ class Outcome(NamedTuple):
 def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[Decision], now: datetime,
                       rules: Rules) -> Outcome:
     """Count the story read, pick the first of `choices` the reader's history allows, record it."""
-    index, reads, until, views, again = _script(r, DECIDE_SCRIPT)(
-        keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id), tail=plan(rules, choices))
-    claim = Claim(float(until), None if views < 0 else views, again == 1) if views else NO_CLAIM
+    answer = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
+                                       tail=plan(rules, choices))
+    index, reads, until, views, again = answer.split()
+    index, views = int(index), int(views)
+    claim = Claim(float(until), None if views < 0 else views, again == b"1") if views else NO_CLAIM
     if index < 0:
         return Outcome(NOTHING, claim)
     chosen = choices[index]

@@ -115,13 +115,13 @@ end
 #
 # It also answers what the reader's next page views get whatever they read (CLAIM below):
 # newsletter.prompt_claims gives that to the reader's browser as a signed claim.
-# Returns {the chosen candidate's index or -1, the stories read in its window, the claim's
-# end (epoch seconds, 'inf': none), its views (-1: any number, 0: no claim), 1 if it is
-# the chosen prompt again on each of them (0: nothing)}.
+# Returns one string (one reply to parse, not five): the chosen candidate's index or -1, the
+# stories read in its window, the claim's end (epoch seconds, 'inf': none), its views (-1:
+# any number, 0: no claim), 1 if it is the chosen prompt again on each of them (0: nothing).
 DECIDE_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return {-1, 0, '0', 0, 0} end
+if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return '-1 0 0 0 0' end
 local reads_key = 'prompt:reads:' .. reader
 add_bounded(reads_key, now, slug, max_reads, keep)
 local snoozed = redis.call('HGETALL', 'prompt:snooze:' .. reader)
@@ -150,8 +150,8 @@ local function held(i)
   end
 end
 local function claim(index, reads, again)
-  if views < 1 then return {index, reads, '0', 0, 0} end
-  return {index, reads, string.format('%.6f', till), views == math.huge and -1 or views, again}
+  if views < 1 then return string.format('%d %d 0 0 0', index, reads) end
+  return string.format('%d %d %.6f %d %d', index, reads, till, views == math.huge and -1 or views, again)
 end
 for i = 8, #ARGV, 8 do
   local id, counter, min_reads, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]

@@ -11,6 +11,7 @@ from typing import Callable
 
 from flask import Flask, Response
 from itsdangerous import BadSignature, Signer
+from werkzeug.http import dump_cookie
 
 from newsletter import prompt_claims
 from newsletter.prompt_scripts import DECIDE_SCRIPT_ID
@@ -20,6 +21,14 @@ from newsletter.web.requestinfo import cookie
 COOKIE = "prompt_claim"
 MOST_SECONDS = 31 * 86400  # a claim holds no longer than a month's cap window
 LONGEST_VALUE = 128  # a claim is about 100 characters; longer values are not looked at
+
+
+def give(response: Response, held: str, seconds: int, secure: bool) -> Response:
+    """Set the claim for `seconds`. Max-Age alone (every browser since IE 11 reads it): working
+    out Expires, a date, cost more than the rest of a claimed page view's cookie."""
+    response.headers.add("Set-Cookie", dump_cookie(COOKIE, held, max_age=seconds, secure=secure, httponly=True,
+                                                   samesite="Lax", sync_expires=False))
+    return response
 
 
 def drop(response: Response) -> Response:

@@ -189,8 +189,7 @@ def remember(response: Response, slot: Slot) -> Response:
     if slot.new_reader_id:
         remember_reader(response, slot.reader.id)
     if slot.claim:
-        response.set_cookie(claim_cookie.COOKIE, slot.claim, max_age=slot.claim_seconds, httponly=True,
-                            samesite="Lax", secure=_secure())
+        claim_cookie.give(response, slot.claim, slot.claim_seconds, _secure())
     elif slot.claim == "":
         claim_cookie.drop(response)
     return response
