@@ -6,7 +6,8 @@ prompt back end or, for a prompt held back only by too few stories read, for the
 before enough are (the appeal's fourth impression of the month with the sign-up shown
 yesterday: nothing for a day; the sign-up on the first story: nothing on the second); or
 the same prompt again, for as many views as its cap has room (the appeal's first
-impression: the same appeal on the next three). The web layer hands that to the reader's
+impression: the same appeal on the next three, then nothing while the cap is full and the
+others are held back). The web layer hands that to the reader's
 browser as a signed claim (newsletter.web.prompt_reader: the reader id, the `fingerprint`
 of the prompts in play, the time, the views left, what they get). A page view that brings
 it back, on any process or host, is answered at once, its story read and any impression
@@ -45,12 +46,16 @@ class Claim:
     views: int | None        # page views left (None: any number)
     shown: int               # what each gets: the index of a prompt in play, -1 for nothing
     articles_read: int = 0   # stories read, for the shown prompt's copy
+    then: float = 0.0        # after the last view, nothing before this time (0: not known)
 
     def holds(self, fingerprint: str, moment: float) -> bool:
         return fingerprint == self.fingerprint and moment < self.until and self.views != 0
 
-    def used(self) -> Claim:
-        """The claim after one page view: a view fewer, a story more read."""
+    def used(self, moment: float) -> Claim | None:
+        """The claim after one page view: a view fewer, a story more read; after its last, the
+        claim of nothing that follows it, if any."""
+        if self.views == 1:
+            return Claim(self.fingerprint, self.then, None, -1) if self.then - moment >= 1 else None
         return replace(self, views=None if self.views is None else self.views - 1,
                        articles_read=self.articles_read + (self.shown >= 0))
 
@@ -93,12 +98,10 @@ def _answered(reads: DeferredReads, claim: Claim, in_play: tuple[Prompt, ...], r
         reads.add(reader.id, story.slug, moment, keep)
         if claim.views is None:  # most page views: nothing, for as long as the claim lasts; it stays
             return Counted(prompts.NOTHING, claim.fingerprint, claim, False)
-        left = claim.used()
-        return Counted(prompts.NOTHING, claim.fingerprint, left if left.views else None, True)
-    left = claim.used()
+        return Counted(prompts.NOTHING, claim.fingerprint, claim.used(moment), True)
     chosen = prompts.assigned(in_play[claim.shown], reader, claim.articles_read + 1)
     reads.add(reader.id, story.slug, moment, keep, shown=chosen)
-    return Counted(chosen, claim.fingerprint, left if left.views != 0 else None, True)
+    return Counted(chosen, claim.fingerprint, claim.used(moment), True)
 
 
 def _claim(mark: str, given: prompt_history.Claim, index: int, decision: Decision, moment: float) -> Claim | None:
@@ -106,7 +109,7 @@ def _claim(mark: str, given: prompt_history.Claim, index: int, decision: Decisio
     if given.views == 0 or given.until - moment < 1:
         return None
     if given.again:
-        return Claim(mark, given.until, given.views, index, decision.articles_read)
+        return Claim(mark, given.until, given.views, index, decision.articles_read, given.then)
     return Claim(mark, given.until, given.views, -1)
 
 

@@ -48,6 +48,7 @@ class Claim(NamedTuple):
     until: float        # it holds only before this time (epoch seconds; inf: no end of its own)
     views: int | None   # for this many page views (None: any number; 0: it claims nothing)
     again: bool         # each of them gets this decision's prompt again (False: nothing)
+    then: float = 0.0   # after the last of those, nothing may show before this (0: not known)
 
 
 NO_CLAIM = Claim(0.0, 0, False)
@@ -63,9 +64,9 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
     """Count the story read, pick the first of `choices` the reader's history allows, record it."""
     answer = _script(r, DECIDE_SCRIPT)(keys=(), args=(f"{now.timestamp():.6f}", slug, reader_id),
                                        tail=plan(rules, choices))
-    index, reads, until, views, again = answer.split()
+    index, reads, until, views, again, then = answer.split()
     index, views = int(index), int(views)
-    claim = Claim(float(until), None if views < 0 else views, again == b"1") if views else NO_CLAIM
+    claim = Claim(float(until), None if views < 0 else views, again == b"1", float(then)) if views else NO_CLAIM
     if index < 0:
         return Outcome(NOTHING, claim)
     chosen = choices[index]

@@ -115,13 +115,14 @@ end
 #
 # It also answers what the reader's next page views get whatever they read (CLAIM below):
 # newsletter.prompt_claims gives that to the reader's browser as a signed claim.
-# Returns one string (one reply to parse, not five): the chosen candidate's index or -1, the
+# Returns one string (one reply to parse, not six): the chosen candidate's index or -1, the
 # stories read in its window, the claim's end (epoch seconds, 'inf': none), its views (-1:
-# any number, 0: no claim), 1 if it is the chosen prompt again on each of them (0: nothing).
+# any number, 0: no claim), 1 if it is the chosen prompt again on each of them (0: nothing),
+# and for such a claim, until when nothing may show after its last view (0: not known).
 DECIDE_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return '-1 0 0 0 0' end
+if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return '-1 0 0 0 0 0' end
 local reads_key = 'prompt:reads:' .. reader
 add_bounded(reads_key, now, slug, max_reads, keep)
 local snoozed = redis.call('HGETALL', 'prompt:snooze:' .. reader)
@@ -149,9 +150,24 @@ local function held(i)
     views = math.min(views, tonumber(ARGV[i + 2]) - reads_within(ARGV[i + 3]) - 1)
   end
 end
-local function claim(index, reads, again)
-  if views < 1 then return string.format('%d %d 0 0 0', index, reads) end
-  return string.format('%d %d %.6f %d %d', index, reads, till, views == math.huge and -1 or views, again)
+local function claim(index, reads, again, after)
+  if views < 1 then return string.format('%d %d 0 0 0 0', index, reads) end
+  return string.format('%d %d %.6f %d %d %.6f', index, reads, till, views == math.huge and -1 or views, again,
+                       after or 0)
+end
+-- After the chosen candidate's claimed views fill its cap: until when nothing may show (0: not
+-- known now), the candidates before it held back by time alone (`till` so far).
+local function then_nothing(i, shown, cap_window)
+  local oldest = redis.call('ZRANGEBYSCORE', shown, '(' .. (now - cap_window), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
+  if oldest == nil then return 0 end
+  local after = math.min(till, tonumber(oldest) + cap_window)
+  for j = i + 8, #ARGV, 8 do
+    local free = free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[j], snoozed_until[ARGV[j]] or 0,
+                         tonumber(ARGV[j + 4]), tonumber(ARGV[j + 5]), tonumber(ARGV[j + 6]))
+    if free == 0 then return 0 end
+    after = math.min(after, free)
+  end
+  return after
 end
 for i = 8, #ARGV, 8 do
   local id, counter, min_reads, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
@@ -177,15 +193,21 @@ for i = 8, #ARGV, 8 do
     if free == 0 then
       -- It may show again at once: it is the answer while the ones before it stay held back,
       -- its cap has room and the reader has read enough (until the oldest read it needs ends).
+      local room, after = math.huge, 0
       if cap > 0 then
-        views = math.min(views, cap - redis.call('ZCOUNT', shown, '(' .. (now - ARGV[i + 5]), '+inf'))
+        room = cap - redis.call('ZCOUNT', shown, '(' .. (now - ARGV[i + 5]), '+inf')
+        -- Its cap, not the views of one before it, ends the claim: after its last view, nothing
+        -- until the oldest impression now in the window leaves it (the cap is full till then),
+        -- while every other candidate is held back by time.
+        if room <= views and views == math.huge then after = then_nothing(i, shown, tonumber(ARGV[i + 5])) end
       end
+      views = math.min(views, room)
       if min_reads > 0 then
         local needed = redis.call('ZREVRANGEBYSCORE', reads_key, '+inf', '(' .. (now - window), 'WITHSCORES',
                                   'LIMIT', min_reads - 1, 1)[2]
         till = math.min(till, tonumber(needed) + window)
       end
-      return claim(index, reads, 1)
+      return claim(index, reads, 1, after)
     end
     -- Held back now itself: nothing, while the ones after it are held back too.
     till = math.min(till, free)

@@ -26,7 +26,9 @@ SITE = parse_rules({"version": "site", "prompts": [
 
 @pytest.fixture
 def reads(broker):
-    return DeferredReads(broker, delay=3600)  # sent only when the test says (flush)
+    queue = DeferredReads(broker, delay=3600)  # sent only when the test says (flush)
+    yield queue
+    queue.close()  # what is left, while the test's Redis is there
 
 
 class Browser:
@@ -134,7 +136,9 @@ def test_the_appeal_shows_again_from_its_claim_its_impressions_recorded_a_moment
     assert script_calls(broker) == calls
     assert [v.decision for v in again] == [
         prompts.Decision(appeal.decision.prompt, appeal.decision.variant, False, n) for n in (4, 5, 6)]
-    assert [v.claim and v.claim.views for v in again] == [2, 1, None]  # then used up
+    assert [v.claim.views for v in again[:2]] == [2, 1]
+    # The cap is full after the last: nothing then, until the sign-up's day is over (no round trip).
+    assert again[2].claim == prompt_claims.Claim(appeal.fingerprint, (NOW + timedelta(days=1)).timestamp(), None, -1)
     assert reads.flush() == 3
     counter = prompt_history.counter_id(appeal.decision)
     # As if each had been decided in Redis: four impressions, the cap reached, the bucket kept.
@@ -142,11 +146,12 @@ def test_the_appeal_shows_again_from_its_claim_its_impressions_recorded_a_moment
     history = prompt_history.load(broker, reader, NOW + timedelta(minutes=6), SITE)
     assert history.impressions["appeal"][0] == 4 and history.reads[30] == 6
     assert prompt_history.assigned(broker, reader) == {"appeal": counter, "daily": "daily"}
-    # The cap reached, the sign-up shown within the day: nothing, for the rest of that day.
     calls = script_calls(broker)
     capped = decide(broker, reads, browser, NOW + timedelta(minutes=6), slug="s6", rules=SITE, reader=reader)
-    assert capped.decision is prompts.NOTHING and script_calls(broker) == calls + 1
-    assert capped.claim.until == (NOW + timedelta(days=1)).timestamp() and capped.claim.views is None
+    assert capped.decision is prompts.NOTHING and script_calls(broker) == calls and not capped.changed
+    # Redis, asked, says the same: the cap reached, the sign-up shown within the day.
+    asked = decide(broker, reads, Browser(), NOW + timedelta(minutes=7), slug="s7", rules=SITE, reader=reader)
+    assert asked.decision is prompts.NOTHING and asked.claim == again[2].claim
 
 
 def test_a_control_readers_claim_shows_nothing_and_holds_it_to_the_cap(broker, reads):

@@ -249,6 +249,12 @@ def one_prompt(min_reads=0, window=7, cap=0, cap_window=7, gap=0, snooze=0) -> l
 @example(rules=one_prompt(min_reads=3, window=7), reads=[1, 6.99], shown=[], snoozed=[])
 @example(rules=one_prompt(min_reads=3, window=7), reads=[1, 7.01], shown=[], snoozed=[])
 @example(rules=one_prompt() * 2, reads=[], shown=[], snoozed=[(0, 0.5), (1, -0.5)])
+# The same prompt again until its cap is full, then nothing: unless a later one is free then,
+@example(rules=one_prompt(cap=2) + one_prompt(), reads=[], shown=[], snoozed=[])
+# and only until the earlier one's snooze or the later one's cap ends,
+@example(rules=one_prompt() + one_prompt(cap=2) + one_prompt(cap=1), reads=[], shown=[(2, 0.5)], snoozed=[(0, 1)])
+# and not when an earlier one, short of stories, ends its views first.
+@example(rules=one_prompt(min_reads=3) + one_prompt(cap=3) + one_prompt(cap=1), reads=[], shown=[(2, 0.5)], snoozed=[])
 @given(rules=st.lists(PROMPT, min_size=1, max_size=3), reads=st.lists(DAYS_AGO, max_size=6),
        shown=st.lists(st.tuples(st.integers(0, 2), DAYS_AGO), max_size=5),
        snoozed=st.lists(st.tuples(st.integers(0, 2), st.floats(-3, 3, allow_nan=False)), max_size=2))
@@ -333,6 +339,13 @@ def assert_claim(later: Later, decision: prompts.Decision, claim: prompt_history
         assert later.decided(now + 2e-6, views + 1, since) != answer
     if claim.until != float("inf"):  # a moment past its end: another answer, read on or not
         assert {later.decided(claim.until + 0.001, more) for more in (0, prompt_history.MAX_READS)} != {answer}
+    if claim.then:  # after its views, all of them shown: nothing until then, read on or not
+        assert claim.again and claim.then > now
+        shown = tuple((index, now + 1e-6 * k) for k in range(1, claim.views + 1))
+        for at in (now + 1e-6 * (claim.views + 1), (now + claim.then) / 2, claim.then - 0.001):
+            for more_reads in (0, prompt_history.MAX_READS):
+                assert later.decided(at, more_reads, shown) is None, (at - now, more_reads)
+        assert later.decided(claim.then + 0.001, prompt_history.MAX_READS, shown) is not None
 
 
 def modelled_history(active, reads, shown, snoozed, at: datetime = NOW, more_reads: int = 0,

@@ -1,7 +1,8 @@
 """The `prompt_claim` cookie: what a counted reader's next page views get, as Redis answered it.
 
 Signed with SECRET_KEY: "reader <rid>'s next <views> page views on the prompts in play
-<fingerprint> get <nothing, or the prompt in play at index shown> before <time>"
+<fingerprint> get <nothing, or the prompt in play at index shown> before <time>", with the
+count of stories for the prompt's copy and, after the last view, until when nothing
 (newsletter.prompt_claims). While it holds, a page view makes no round trip.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from newsletter.web.requestinfo import cookie
 
 COOKIE = "prompt_claim"
 MOST_SECONDS = 31 * 86400  # a claim holds no longer than a month's cap window
-LONGEST_VALUE = 128  # a claim is about 100 characters; longer values are not looked at
+LONGEST_VALUE = 160  # a claim is about 115 characters; longer values are not looked at
 
 
 def give(response: Response, held: str, seconds: int, secure: bool) -> Response:
@@ -61,9 +62,10 @@ def _verified(signer: Signer, value: str) -> tuple[str, prompt_claims.Claim] | N
     """A claim's reader id and what it says, once per claim and process (a reader brings the
     same one back on every page view while it holds); None if not ours."""
     try:
-        claimant, fingerprint, until_ms, views, shown, articles_read = signer.unsign(value).decode().split(".")
+        claimant, fingerprint, until_ms, views, shown, articles_read, then_ms = \
+            signer.unsign(value).decode().split(".")
         return claimant, prompt_claims.Claim(fingerprint, int(until_ms) / 1000, int(views) if views else None,
-                                             int(shown), int(articles_read))
+                                             int(shown), int(articles_read), int(then_ms) / 1000)
     except (BadSignature, ValueError):  # forged, altered, or from another SECRET_KEY
         return None
 
@@ -83,5 +85,6 @@ def value(app: Flask, reader: ReaderContext, counted: prompt_claims.Counted, mom
     until = min(claim.until, moment + MOST_SECONDS)
     # Milliseconds, rounded down: the claim may end a little early, never late.
     views = "" if claim.views is None else str(claim.views)
-    payload = f"{reader.id}.{claim.fingerprint}.{int(until * 1000)}.{views}.{claim.shown}.{claim.articles_read}"
+    payload = (f"{reader.id}.{claim.fingerprint}.{int(until * 1000)}.{views}.{claim.shown}.{claim.articles_read}."
+               f"{int(min(claim.then, moment + MOST_SECONDS) * 1000)}")
     return _signer(app).sign(payload).decode(), max(1, int(until - moment))
