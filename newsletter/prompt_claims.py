@@ -17,7 +17,8 @@ back with one view fewer.
 The history stays in Redis: a claim only says what Redis answered, and cannot be forged.
 Only other rules or other prompts in play could change the answer (a story from another
 section, the reader subscribing, a campaign starting), and they change the fingerprint; a
-dismissal drops the claim. Two tabs that use the same claim at once may show the prompt
+dismissal drops the claim, and so does a page view on a story with other prompts in play
+(or none), unless the claim is of nothing until a time. Two tabs that use the same claim at once may show the prompt
 one time more than its cap (each is answered from the claim before either reaches Redis).
 A reader who drops the claim is asked about in Redis again; one who keeps an old one gets
 that old answer again, as long as the claim lasts (31 days at most).
@@ -27,8 +28,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Callable
-
 import redis
 
 from newsletter import prompt_history, prompts
@@ -71,24 +70,33 @@ class Counted:
 
 
 def decide(store: redis.Redis, reads: DeferredReads, rules: Rules, reader: ReaderContext, story: Story, now,
-           claimed: Callable[[str], Claim | None]) -> Counted:
-    """A counted reader's decision: at once when no prompt is in play, or when the reader's claim
-    (`claimed(fingerprint)`) holds, its read and impression recorded a moment later; else made,
-    counted and recorded in Redis."""
+           held: Claim | None) -> Counted:
+    """A counted reader's decision: at once when no prompt is in play, or when the claim the
+    reader `held` holds for the prompts in play, its read and impression recorded a moment
+    later; else made, counted and recorded in Redis."""
     moment, in_play = now.timestamp(), prompts.in_play(rules, reader, story, now)
     mark = fingerprint(in_play) if in_play else ""
-    claim = claimed(mark)
     keep = rules.history_days * 86400
     if not in_play:
         reads.add(reader.id, story.slug, moment, keep)
-        return Counted(prompts.NOTHING, mark, claim, False)
-    if claim is not None and claim.holds(mark, moment):
-        return _answered(reads, claim, in_play, reader, story, moment, keep)
+        return Counted(prompts.NOTHING, mark, *_outlasting(held))
+    if held is not None and held.holds(mark, moment):
+        return _answered(reads, held, in_play, reader, story, moment, keep)
     choices = [prompts.assigned(prompt, reader, 0) for prompt in in_play]
     decision, given = prompt_history.decide_and_record(store, reader.id, story.slug, choices, now, rules)
     shown = next((n for n, prompt in enumerate(in_play) if prompt is decision.prompt), -1)
     fresh = _claim(mark, given, shown, decision, moment)
-    return Counted(decision, mark, fresh or claim, fresh is not None)
+    return Counted(decision, mark, fresh, True) if fresh else Counted(decision, mark, *_outlasting(held))
+
+
+def _outlasting(held: Claim | None) -> tuple[Claim | None, bool]:
+    """What is left of a claim a page view did not use (another story's prompts in play), and
+    whether that changed it. One of nothing until a time still holds: no read and nothing
+    shown can make a prompt of it show sooner. One counted in views, or of a prompt shown
+    again, does not: this view read a story, and may have shown that prompt, outside it."""
+    if held is None or (held.views is None and held.shown < 0):
+        return held, False
+    return None, True
 
 
 def _answered(reads: DeferredReads, claim: Claim, in_play: tuple[Prompt, ...], reader: ReaderContext,

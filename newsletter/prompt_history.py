@@ -66,7 +66,7 @@ def decide_and_record(r: redis.Redis, reader_id: str, slug: str, choices: list[D
                                        tail=plan(rules, choices))
     index, reads, until, views, again, then = answer.split()
     index, views = int(index), int(views)
-    claim = Claim(float(until), None if views < 0 else views, again == b"1", float(then)) if views else NO_CLAIM
+    claim = Claim(float(until), None if views < 0 else views, int(again) == 1, float(then)) if views else NO_CLAIM
     if index < 0:
         return Outcome(NOTHING, claim)
     chosen = choices[index]

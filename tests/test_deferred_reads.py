@@ -177,3 +177,16 @@ def test_without_a_delay_each_page_view_is_sent_at_once_by_its_own_thread(broker
     reads.add(READER, "one", NOW, KEEP)
     assert read_stories(broker, READER) == ["one"]  # before add returned
     assert sending_threads() == threads and reads.flush() == 0
+
+
+def test_impressions_recorded_later_are_bounded_and_kept_as_long_as_a_decisions(broker):
+    appeal = parse_rules({"version": "d", "prompts": [{"id": "appeal", "kind": "membership"}]}).prompts[0]
+    reads = DeferredReads(broker, delay=3600)
+    for n in range(prompt_history.MAX_IMPRESSIONS + 2):
+        reads.add(READER, f"story-{n}", NOW + n, KEEP, shown=prompts.Decision(prompt=appeal))
+    reads.flush()
+    shown = f"prompt:shown:{READER}:appeal"
+    assert broker.zcard(shown) == prompt_history.MAX_IMPRESSIONS
+    assert broker.zscore(shown, f"{NOW + 1:.6f}") is None  # the oldest dropped
+    for key in (shown, f"prompt:reads:{READER}", f"prompt:assigned:{READER}"):
+        assert KEEP - 5 < broker.ttl(key) <= KEEP, key

@@ -37,9 +37,6 @@ class Browser:
     def __init__(self) -> None:
         self.claim: prompt_claims.Claim | None = None
 
-    def claimed(self, fingerprint: str) -> prompt_claims.Claim | None:
-        return self.claim if self.claim and self.claim.fingerprint == fingerprint else None
-
     def keep(self, counted: prompt_claims.Counted) -> prompt_claims.Counted:
         if counted.changed:
             self.claim = counted.claim
@@ -54,7 +51,7 @@ def decide(broker, reads, browser, at, slug="one", rules=RULES, section="News", 
            reader=READER):
     story = prompts.Story(slug=slug, section=section, members_only=members_only)
     counted = prompt_claims.decide(broker, reads, rules, prompts.ReaderContext(id=reader), story, at,
-                                   browser.claimed)
+                                   browser.claim)
     return browser.keep(counted)
 
 
@@ -225,3 +222,44 @@ def test_the_fingerprint_is_the_same_for_the_same_rules_and_not_for_other_number
     assert len(marks) == len(changes) and prompt_claims.fingerprint(prompts.in_play(RULES, reader, story, NOW)) \
         not in marks
     assert len(marks.pop()) == 16
+
+
+def test_a_view_outside_a_claim_counted_in_views_ends_it(broker, reads):
+    """The read of a story with other prompts in play (or none) is one the claim did not count."""
+    rules = parse_rules({"version": "v", "prompts": [
+        {"id": "daily", "kind": "newsletter", "min_reads": 3, "exclude_sections": ["Sport"]}]})
+    browser = Browser()
+    first = decide(broker, reads, browser, NOW, slug="a", rules=rules)
+    assert first.claim.views == 1
+    sport = decide(broker, reads, browser, NOW + timedelta(minutes=1), slug="b", rules=rules, section="Sport")
+    assert sport.changed and browser.claim is None  # no prompt in play there; its read still counts
+    reads.flush()
+    assert decide(broker, reads, browser, NOW + timedelta(minutes=2), slug="c", rules=rules).decision.show
+
+
+def test_the_appeal_shown_outside_its_claim_ends_the_claim_so_the_cap_holds(broker, reads):
+    rules = parse_rules({"version": "v", "prompts": [
+        {"id": "daily", "kind": "newsletter", "priority": 2, "min_reads": 6, "exclude_sections": ["News", "Opinion"]},
+        {"id": "appeal", "kind": "membership", "priority": 1, "exclude_sections": ["Opinion"],
+         "frequency_cap": {"impressions": 3, "window_days": 30}}]})
+    browser = Browser()
+    at = iter(NOW + timedelta(minutes=n) for n in range(100))
+
+    def view(slug, section):
+        counted = decide(broker, reads, browser, next(at), slug=slug, rules=rules, section=section)
+        reads.flush()
+        return counted.decision.prompt and counted.decision.prompt.id
+
+    assert [view(f"o{n}", "Opinion") for n in range(3)] == [None, None, None]
+    assert view("n1", "News") == "appeal" and browser.claim.views == 2  # the appeal on two more News views
+    assert view("s1", "Sport") == "appeal" and browser.claim is None  # shown outside the claim: it ends
+    assert view("n2", "News") == "appeal"  # the third, decided in Redis
+    assert view("n3", "News") is None  # the cap holds
+
+
+def test_a_claim_of_nothing_until_a_time_outlasts_views_outside_it(broker, reads):
+    browser = Browser()
+    decide(broker, reads, browser, NOW)  # the appeal; its gap: nothing for 12 hours
+    held = browser.claim
+    other = decide(broker, reads, browser, NOW + timedelta(minutes=1), slug="gated", members_only=True)
+    assert other.decision is prompts.NOTHING and not other.changed and browser.claim == held

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from newsletter import prompt_history, prompts
+from newsletter.deferred_reads import DeferredReads
 from newsletter.prompt_rules import parse_rules
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -209,17 +210,21 @@ MANY = parse_rules({"version": "m", "prompts": [
     {"id": f"appeal-{n}", "kind": "membership", "priority": -n} for n in range(prompt_history.MAX_ASSIGNED + 3)]})
 
 
-def test_the_buckets_kept_are_bounded_alike_in_both_scripts(broker):
-    python_reader, redis_reader = "d" * 32, "e" * 32
+def test_the_buckets_kept_are_bounded_alike_in_all_three_scripts(broker):
+    python_reader, redis_reader, claimed_reader = "d" * 32, "e" * 32, "f" * 32
+    later = DeferredReads(broker, delay=3600)  # a page view answered from a claim, recorded later
     for n, prompt in enumerate(MANY.prompts):
         at = NOW + timedelta(minutes=n)
         prompt_history.record_decision(broker, python_reader, prompts.Decision(prompt=prompt), at, 31)
         choice = prompts.Decision(prompt=prompt)
         prompt_history.decide_and_record(broker, redis_reader, f"story-{n}", [choice], at, MANY)
-        for reader in (python_reader, redis_reader):
+        later.add(claimed_reader, f"story-{n}", at.timestamp(), 31 * 86400, shown=choice)
+        later.flush()
+        for reader in (python_reader, redis_reader, claimed_reader):
             kept = prompt_history.assigned(broker, reader)
             assert 0 < len(kept) <= prompt_history.MAX_ASSIGNED and kept[prompt.id] == prompt.id
-    assert prompt_history.assigned(broker, python_reader) == prompt_history.assigned(broker, redis_reader)
+    assert prompt_history.assigned(broker, python_reader) == prompt_history.assigned(broker, redis_reader) == \
+        prompt_history.assigned(broker, claimed_reader)
 
 
 # ---------------------------------------------------------------- Redis's decision is Python's
@@ -229,7 +234,7 @@ PROMPT = st.fixed_dictionaries({
     "frequency_cap": st.fixed_dictionaries({"impressions": st.integers(0, 3), "window_days": st.sampled_from([1, 7]),
                                             "min_gap_hours": st.sampled_from([0, 0.0001, 0.5, 12, 48])}),
     "snooze_days": st.sampled_from([0, 2]),
-})
+}, optional={"control_share": st.sampled_from([0.0, 0.5, 0.99])})  # in an experiment: the control's share
 # Near the windows' and gaps' edges (1, 7, 30 days; 12 and 48 hours) as often as anywhere.
 DAYS_AGO = st.one_of(st.floats(0, 40, allow_nan=False),
                      st.sampled_from([0.49, 0.51, 0.99, 1.01, 1.99, 2.01, 6.99, 7.01, 29.99, 30.01]))
@@ -260,7 +265,7 @@ def one_prompt(min_reads=0, window=7, cap=0, cap_window=7, gap=0, snooze=0) -> l
        snoozed=st.lists(st.tuples(st.integers(0, 2), st.floats(-3, 3, allow_nan=False)), max_size=2))
 def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, shown, snoozed):
     active = parse_rules({"version": "x", "prompts": [
-        p | {"id": f"p{i}", "kind": "membership", "priority": -i} for i, p in enumerate(rules)]})
+        as_prompt(i, p) for i, p in enumerate(rules)]})
     python_reader, redis_reader = secrets.token_hex(16), secrets.token_hex(16)
     for reader in (python_reader, redis_reader):
         given_history(broker, active, reader, reads, shown, snoozed)
@@ -286,6 +291,15 @@ def test_the_decision_in_redis_is_the_decision_in_python(broker, rules, reads, s
     assert prompt_history.assigned(broker, redis_reader) == prompt_history.assigned(broker, python_reader)
     ttls = [broker.ttl(f"prompt:assigned:{reader}") for reader in (python_reader, redis_reader)]
     assert abs(ttls[0] - ttls[1]) <= 1
+
+
+def as_prompt(index: int, drawn: dict) -> dict:
+    prompt = drawn | {"id": f"p{index}", "kind": "membership", "priority": -index}
+    if "control_share" in drawn:  # the control is held to the cap as the variant is shown
+        del prompt["control_share"]
+        prompt["experiment"] = {"name": f"e{index}", "control_share": drawn["control_share"],
+                                "variants": [{"id": f"e{index}:a"}]}
+    return prompt
 
 
 def outcome(decision: prompts.Decision) -> tuple:
@@ -380,7 +394,8 @@ def given_history(broker, active, reader, reads, shown, snoozed) -> None:
         prompt_history.record_read_and_load(broker, reader, f"story-{n}", NOW - timedelta(days=days), active)
     for index, days in shown:
         if index < len(active.prompts):
-            decision = prompts.Decision(prompt=active.prompts[index])
+            # In one bucket for every reader given this history (a prompt in an experiment has two).
+            decision = prompts.assigned(active.prompts[index], prompts.ReaderContext(id=READER), 0)
             prompt_history.record_decision(broker, reader, decision, NOW - timedelta(days=days), 60)
     for index, days in snoozed:
         if index < len(active.prompts):

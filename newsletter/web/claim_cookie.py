@@ -8,8 +8,6 @@ count of stories for the prompt's copy and, after the last view, until when noth
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable
-
 from flask import Flask, Response
 from itsdangerous import BadSignature, Signer
 from werkzeug.http import dump_cookie
@@ -47,14 +45,11 @@ def _signer(app: Flask) -> Signer:
     return signer
 
 
-def claimed(app: Flask, cookies, reader_id: str) -> Callable[[str], prompt_claims.Claim | None]:
-    """This request's claim, for the fingerprint of the prompts in play: None when it makes none
-    for this reader and these prompts."""
+def claimed(app: Flask, cookies, reader_id: str) -> prompt_claims.Claim | None:
+    """The claim this request brings for this reader (None: none, or not ours)."""
     held = cookie(cookies, COOKIE)
     claim = _verified(_signer(app), held) if 0 < len(held) <= LONGEST_VALUE else None
-    if claim is None or claim[0] != reader_id:
-        return _no_claim
-    return lambda asked: claim[1] if asked == claim[1].fingerprint else None
+    return claim[1] if claim is not None and claim[0] == reader_id else None
 
 
 @lru_cache(maxsize=16_384)
@@ -68,10 +63,6 @@ def _verified(signer: Signer, value: str) -> tuple[str, prompt_claims.Claim] | N
                                              int(shown), int(articles_read), int(then_ms) / 1000)
     except (BadSignature, ValueError):  # forged, altered, or from another SECRET_KEY
         return None
-
-
-def _no_claim(fingerprint: str) -> None:
-    return None
 
 
 def value(app: Flask, reader: ReaderContext, counted: prompt_claims.Counted, moment: float) -> tuple[str | None, int]:
