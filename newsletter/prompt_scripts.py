@@ -40,7 +40,7 @@ end
 return {reads, shown, redis.call('HGETALL', KEYS[2])}
 """
 
-# Both scripts below remember the reader's bucket of a prompt the same way: the counter id
+# The scripts below remember the reader's bucket of a prompt the same way: the counter id
 # under the prompt id, at most `most` prompts (past it the hash starts afresh: it keeps no
 # order to drop the oldest by), kept `keep` seconds.
 REMEMBER_ASSIGNMENT = """
@@ -51,6 +51,20 @@ local function remember_assignment(key, prompt_id, counter, most, keep)
     redis.call('HSET', key, prompt_id, counter)
   end
   redis.call('EXPIRE', key, keep)
+end
+"""
+
+# A counted reader's decision of a prompt, as DECIDE_SCRIPT makes it and READS_SCRIPT records
+# it later for a page view answered from a claim: the impression at `when` (a time in
+# seconds, also its member), the counter's counts, the distinct readers, the bucket.
+RECORD_SHOWN = REMEMBER_ASSIGNMENT + """
+local function record_shown(reader, id, counter, when, show, max_shown, max_assigned, keep)
+  add_bounded('prompt:shown:' .. reader .. ':' .. id, when, when, max_shown, keep)
+  local stats = 'prompt:stats:' .. counter
+  if show then redis.call('HINCRBY', stats, 'impressions', 1) end
+  redis.call('HINCRBY', stats, 'assigned', 1)
+  redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
+  remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
 end
 """
 
@@ -119,7 +133,7 @@ end
 # stories read in its window, the claim's end (epoch seconds, 'inf': none), its views (-1:
 # any number, 0: no claim), 1 if it is the chosen prompt again on each of them (0: nothing),
 # and for such a claim, until when nothing may show after its last view (0: not known).
-DECIDE_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + FREE_AT + """
+DECIDE_SCRIPT = ADD_BOUNDED + RECORD_SHOWN + FREE_AT + """
 local now, slug, reader = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local keep, max_reads, max_shown, max_assigned = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 1 then return '-1 0 0 0 0 0' end
@@ -141,9 +155,12 @@ end
 -- held back by time holds the claim to that time; one held back only by too few stories
 -- read holds it to the views before enough are read (each view adds one story at most).
 local till, views = math.huge, math.huge
+local function free_of(i)  -- free_at of the candidate whose arguments start at ARGV[i]
+  return free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[i], snoozed_until[ARGV[i]] or 0,
+                 tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
+end
 local function held(i)
-  local free = free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[i], snoozed_until[ARGV[i]] or 0,
-                       tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
+  local free = free_of(i)
   if free > 0 then
     till = math.min(till, free)
   else
@@ -162,8 +179,7 @@ local function then_nothing(i, shown, cap_window)
   if oldest == nil then return 0 end
   local after = math.min(till, tonumber(oldest) + cap_window)
   for j = i + 8, #ARGV, 8 do
-    local free = free_at(now, 'prompt:shown:' .. reader .. ':' .. ARGV[j], snoozed_until[ARGV[j]] or 0,
-                         tonumber(ARGV[j + 4]), tonumber(ARGV[j + 5]), tonumber(ARGV[j + 6]))
+    local free = free_of(j)
     if free == 0 then return 0 end
     after = math.min(after, free)
   end
@@ -183,13 +199,8 @@ for i = 8, #ARGV, 8 do
     ok = last == nil or now - tonumber(last) >= gap
   end
   if ok then
-    local stats = 'prompt:stats:' .. counter
-    add_bounded(shown, now, ARGV[1], max_shown, keep)
-    if show then redis.call('HINCRBY', stats, 'impressions', 1) end
-    redis.call('HINCRBY', stats, 'assigned', 1)
-    redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
-    remember_assignment('prompt:assigned:' .. reader, id, counter, max_assigned, keep)
-    local index, free = (i - 8) / 8, free_at(now, shown, 0, cap, tonumber(ARGV[i + 5]), gap)
+    record_shown(reader, id, counter, ARGV[1], show, max_shown, max_assigned, keep)
+    local index, free = (i - 8) / 8, free_of(i)  -- not snoozed (ok): its cap and gap alone
     if free == 0 then
       -- It may show again at once: it is the answer while the ones before it stay held back,
       -- its cap has room and the reader has read enough (until the oldest read it needs ends).
@@ -230,17 +241,13 @@ DECIDE_SCRIPT_ID = hashlib.sha1(DECIDE_SCRIPT.encode()).hexdigest()[:12]  # name
 # reader id, story, when (epoch seconds), seconds to keep, and what it showed: prompt id and
 # counter id ('' for nothing), '1' if shown ('0': the control). The read is counted as
 # DECIDE_SCRIPT counts it, what was shown recorded as DECIDE_SCRIPT records it.
-READS_SCRIPT = ADD_BOUNDED + REMEMBER_ASSIGNMENT + """
+READS_SCRIPT = ADD_BOUNDED + RECORD_SHOWN + """
 for i = 4, #ARGV, 7 do
-  local reader, when, keep, id, counter = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local reader, when, keep, id = ARGV[i], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   if redis.call('EXISTS', 'prompt:forgotten:' .. reader) == 0 then
     add_bounded('prompt:reads:' .. reader, when, ARGV[i + 1], ARGV[1], keep)
     if id ~= '' then
-      add_bounded('prompt:shown:' .. reader .. ':' .. id, when, when, ARGV[2], keep)
-      if ARGV[i + 6] == '1' then redis.call('HINCRBY', 'prompt:stats:' .. counter, 'impressions', 1) end
-      redis.call('HINCRBY', 'prompt:stats:' .. counter, 'assigned', 1)
-      redis.call('PFADD', 'prompt:readers:assigned:' .. counter, reader)
-      remember_assignment('prompt:assigned:' .. reader, id, counter, ARGV[3], keep)
+      record_shown(reader, id, ARGV[i + 5], when, ARGV[i + 6] == '1', ARGV[2], ARGV[3], keep)
     end
   end
 end
