@@ -7,9 +7,9 @@ before enough are (the appeal's fourth impression of the month with the sign-up 
 yesterday: nothing for a day; the sign-up on the first story: nothing on the second); or
 the same prompt again, for as many views as its cap has room (the appeal's first
 impression: the same appeal on the next three, then nothing while the cap is full and the
-others are held back). The web layer hands that to the reader's
-browser as a signed claim (newsletter.web.prompt_reader: the reader id, the `fingerprint`
-of the prompts in play, the time, the views left, what they get). A page view that brings
+others are held back). The web layer hands that to the reader's browser as a signed claim
+(newsletter.web.claim_cookie: the reader id, the `fingerprint` of the prompts in play, the
+time, the views left, what they get). A page view that brings
 it back, on any process or host, is answered at once, its story read and any impression
 recorded a moment later with others' (newsletter.deferred_reads), and the claim handed
 back with one view fewer.
@@ -18,8 +18,9 @@ The history stays in Redis: a claim only says what Redis answered, and cannot be
 Only other rules or other prompts in play could change the answer (a story from another
 section, the reader subscribing, a campaign starting), and they change the fingerprint; a
 dismissal drops the claim, and so does a page view on a story with other prompts in play
-(or none), unless the claim is of nothing until a time. Two tabs that use the same claim at once may show the prompt
-one time more than its cap (each is answered from the claim before either reaches Redis).
+(or none), unless the claim is of nothing until a time. Two tabs that use the same claim at
+once may show the prompt one time more than its cap (each is answered from the claim before
+either reaches Redis).
 A reader who drops the claim is asked about in Redis again; one who keeps an old one gets
 that old answer again, as long as the claim lasts (31 days at most).
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
+
 import redis
 
 from newsletter import prompt_history, prompts

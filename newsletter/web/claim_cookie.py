@@ -8,6 +8,7 @@ count of stories for the prompt's copy and, after the last view, until when noth
 from __future__ import annotations
 
 from functools import lru_cache
+
 from flask import Flask, Response
 from itsdangerous import BadSignature, Signer
 from werkzeug.http import dump_cookie
